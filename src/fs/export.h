@@ -1,0 +1,70 @@
+/*
+ * The export table: which local trees are exported, to whom, and how (exports(5)
+ * syntax: `/srv/a 10.0.0.0/8(rw,no_root_squash) host.example(ro) *(ro,all_squash)`).
+ * Shared by MOUNT, NFSv3 and (later) the NFSv4 pseudo-filesystem.
+ */
+#ifndef PEERNFS_FS_EXPORT_H
+#define PEERNFS_FS_EXPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "fs/fs.h"
+
+enum export_opt {
+    EXPORT_RW = 1u << 0,          /* else read-only */
+    EXPORT_ROOT_SQUASH = 1u << 1, /* default on */
+    EXPORT_ALL_SQUASH = 1u << 2,
+};
+
+enum export_match_kind { EXPORT_MATCH_ANY, EXPORT_MATCH_NET4, EXPORT_MATCH_NET6, EXPORT_MATCH_HOST };
+
+/* One client specification with its options. */
+struct export_rule {
+    enum export_match_kind kind;
+    uint8_t addr[16];   /* NET4: first 4 bytes; NET6: 16 */
+    uint8_t prefix_len; /* bits */
+    char *host;         /* HOST: a name (resolved at load and on reload) or a wildcard pattern */
+    unsigned opts;
+    uint32_t anonuid, anongid; /* default 65534 */
+};
+
+struct export {
+    uint16_t id;                 /* stable across restarts: fsid= option or a hash of the path */
+    char *path;                  /* absolute, normalised; also the MOUNT path */
+    const struct fs_ops *ops;
+    struct fs_export *fs;
+    struct fs_fh root;
+    struct export_rule *rules;
+    unsigned nrules;
+};
+
+struct export_table {
+    struct export *exports;
+    unsigned nexports;
+};
+
+/* Parse an exports file and open every export's backend. On error returns -errno and,
+ * when err is non-NULL, writes a "file:line: reason" message into err. */
+int export_table_load(struct export_table *t, const char *file, char *err, size_t errlen);
+/* The simple case: one directory exported read-write to everyone, root squashed. */
+int export_table_single(struct export_table *t, const char *dir, char *err, size_t errlen);
+/* Parse exports text (used by the loader and by unit tests; does not open backends). */
+int export_table_parse(struct export_table *t, const char *text, const char *source_name,
+                       char *err, size_t errlen);
+void export_table_free(struct export_table *t);
+
+struct export *export_by_id(const struct export_table *t, uint16_t id);
+/* The export whose path is `path` (exactly, after normalising slashes); "/" names the
+ * only export when there is exactly one. */
+struct export *export_by_path(const struct export_table *t, const char *path, size_t len);
+
+/* The first rule of `ex` that matches the client address, or NULL (no access). */
+const struct export_rule *export_client_rule(const struct export *ex, const struct sockaddr *sa);
+
+/* Map the caller's identity through the rule's squash options. */
+void export_squash(const struct export_rule *rule, uint32_t uid, uint32_t gid, uint32_t ngids,
+                   const uint32_t *gids, struct fs_cred *out);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * Backend API: one filesystem tree exported by peernfsd.
+ *
+ * A backend is an ops vector (struct fs_ops) plus one instance per export
+ * (struct fs_export). Objects are named by persistent backend handles (struct fs_fh)
+ * that stay valid across server restarts; the protocol layers wrap them in wire
+ * filehandles (fs/fh.h). Every operation returns 0 or a negative errno; the protocol
+ * layers map errnos to their status codes in one table each (e.g. nfs3/nfs3_status.c).
+ *
+ * Credentials: operations that create, remove, rename or change objects take the
+ * caller's (already squashed) credential and run with it, so the backing filesystem's
+ * own permission checks (directory write/search, sticky bits, ownership for chmod)
+ * apply and new objects get the caller's owner. Reads and writes of open files are
+ * checked with fs_ops.permission (the protocol layer calls it), as a kernel server
+ * checks each READ/WRITE.
+ *
+ * Attributes are plain struct stat. The pNFS part of the API (layout_type,
+ * get_device_info, layout_get, ...) and the callback vector come with the pNFS issue.
+ */
+#ifndef PEERNFS_FS_H
+#define PEERNFS_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* Backend handle bytes: must fit a 64-byte NFSv3 filehandle with our wrapping. */
+#define FS_FH_MAX 40
+
+struct fs_fh {
+    uint8_t len;
+    uint8_t data[FS_FH_MAX];
+};
+
+#define FS_MAX_GROUPS 16
+
+struct fs_cred {
+    uint32_t uid, gid;
+    uint32_t ngroups;
+    uint32_t groups[FS_MAX_GROUPS];
+};
+
+/* fs_ops.permission "may" bits */
+enum fs_may { FS_MAY_READ = 4, FS_MAY_WRITE = 2, FS_MAY_EXEC = 1 };
+
+/* fs_setattr.mask bits */
+enum fs_set {
+    FS_SET_MODE = 1u << 0,
+    FS_SET_UID = 1u << 1,
+    FS_SET_GID = 1u << 2,
+    FS_SET_SIZE = 1u << 3,
+    FS_SET_ATIME = 1u << 4,     /* to .atime */
+    FS_SET_ATIME_NOW = 1u << 5, /* to the server's time */
+    FS_SET_MTIME = 1u << 6,
+    FS_SET_MTIME_NOW = 1u << 7,
+};
+
+struct fs_setattr {
+    unsigned mask;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+    uint64_t size;
+    struct timespec atime, mtime;
+};
+
+/* How durable a write must be before it returns. */
+enum fs_stable { FS_UNSTABLE = 0, FS_DATA_SYNC = 1, FS_FILE_SYNC = 2 };
+
+struct fs_statfs {
+    uint64_t total_bytes, free_bytes, avail_bytes;
+    uint64_t total_files, free_files, avail_files;
+    uint32_t name_max;
+};
+
+/* One directory entry handed to a readdir callback. `cookie` is the position AFTER this
+ * entry (pass it back to continue); cookies are stable across calls and restarts. */
+struct fs_dirent {
+    const char *name;
+    uint32_t namelen;
+    uint64_t fileid;
+    uint64_t cookie;
+    uint8_t type; /* DT_* */
+};
+
+/* Return 0 to continue, 1 to stop (this entry was not consumed), <0 to abort with that errno. */
+typedef int (*fs_readdir_fn)(void *ctx, const struct fs_dirent *de);
+
+struct fs_export;
+
+struct fs_ops {
+    const char *name;
+
+    /* Open the tree rooted at `path`; fails if it is not a directory or the backing
+     * filesystem cannot give persistent handles. */
+    int (*export_open)(const char *path, struct fs_export **out);
+    void (*export_close)(struct fs_export *ex);
+
+    int (*root)(struct fs_export *ex, struct fs_fh *out);
+    /* Filesystem id and whether `fh` is a well-formed handle of this export:
+     * -ESTALE for a handle of a removed object, -EBADF for a malformed one. */
+    int (*getattr)(struct fs_export *ex, const struct fs_fh *fh, struct stat *st);
+    /* ".." of the root stays at the root; names with '/' or NUL are -EINVAL (the protocol
+     * layer maps it to its own error); "." and ".." are handled by the backend. */
+    int (*lookup)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
+                  const char *name, size_t namelen, struct fs_fh *out, struct stat *st);
+    /* Check `may` (FS_MAY_*) for cred against the object whose attributes are `st`.
+     * The owner of a file may always read and write it (the client checked the mode at
+     * open time, e.g. a file created 0444 by its writer). */
+    int (*permission)(struct fs_export *ex, const struct fs_cred *cred, const struct stat *st,
+                      unsigned may);
+
+    int (*read)(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, void *buf,
+                size_t count, size_t *nread, bool *eof);
+    /* `st` gets the attributes after the write. */
+    int (*write)(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, const void *buf,
+                 size_t count, enum fs_stable stable, size_t *nwritten, struct stat *st);
+    /* Make [offset, offset+count) durable (count 0 = to the end of the file). */
+    int (*commit)(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, uint64_t count);
+
+    int (*setattr)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                   const struct fs_setattr *sa, struct stat *st);
+
+    /* Create a regular file. exclusive: fail with -EEXIST if it exists. */
+    int (*create)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
+                  const char *name, size_t namelen, mode_t mode, bool exclusive,
+                  struct fs_fh *out, struct stat *st);
+    int (*mkdir)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
+                 const char *name, size_t namelen, mode_t mode, struct fs_fh *out, struct stat *st);
+    int (*symlink)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
+                   const char *name, size_t namelen, const char *target, size_t targetlen,
+                   struct fs_fh *out, struct stat *st);
+    /* type: S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK */
+    int (*mknod)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
+                 const char *name, size_t namelen, mode_t type_and_mode, dev_t rdev,
+                 struct fs_fh *out, struct stat *st);
+    int (*readlink)(struct fs_export *ex, const struct fs_fh *fh, char *buf, size_t bufsize,
+                    size_t *len);
+    /* dir: true = rmdir semantics, false = unlink semantics */
+    int (*remove)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
+                  const char *name, size_t namelen, bool dir_only);
+    int (*rename)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *from_dir,
+                  const char *from, size_t fromlen, const struct fs_fh *to_dir, const char *to,
+                  size_t tolen);
+    int (*link)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                const struct fs_fh *dir, const char *name, size_t namelen);
+
+    /* Entries after `cookie` (0 = from the start); "." and ".." are included. Sets *eof
+     * when the callback saw the last entry. */
+    int (*readdir)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
+                   uint64_t cookie, fs_readdir_fn fn, void *ctx, bool *eof);
+    /* Handle + attributes of a name found by readdir (for READDIRPLUS). */
+    int (*lookup_plus)(struct fs_export *ex, const struct fs_fh *dir, const char *name,
+                       size_t namelen, struct fs_fh *out, struct stat *st);
+
+    int (*statfs)(struct fs_export *ex, const struct fs_fh *fh, struct fs_statfs *sf);
+};
+
+extern const struct fs_ops fs_posix_ops;
+
+#endif

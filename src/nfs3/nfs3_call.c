@@ -1,0 +1,85 @@
+/*
+ * Per-call access control shared by every NFSv3 procedure: from the wire filehandle to
+ * an export, the client's export rule and the credential the backend runs with; and the
+ * checks on file names that arrive in arguments.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "nfs3/nfs3_proc.h"
+
+void nfs3_squash_cred(const struct rpc_call *call, const struct export_rule *rule, struct fs_cred *out)
+{
+    if (call->cred.flavor == RPC_AUTH_SYS) {
+        export_squash(rule, call->cred.uid, call->cred.gid, call->cred.ngids, call->cred.gids, out);
+        return;
+    }
+    /* AUTH_NONE (MOUNT accepts it): the caller is anonymous. */
+    memset(out, 0, sizeof(*out));
+    out->uid = rule->anonuid;
+    out->gid = rule->anongid;
+}
+
+nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_obj *obj)
+{
+    struct nfs_service *svc = call->prog_ctx;
+
+    memset(obj, 0, sizeof(*obj));
+    obj->svc = svc;
+    int err = fh_unwrap(&svc->fh_key, svc->exports, wire->data.val, wire->data.len, &obj->ex, &obj->fh);
+    if (err == -EBADMSG)
+        return NFS3ERR_BADHANDLE;
+    if (err)
+        return NFS3ERR_STALE;
+    obj->rule = export_client_rule(obj->ex, call->peer);
+    if (!obj->rule)
+        return NFS3ERR_ACCES;
+    nfs3_squash_cred(call, obj->rule, &obj->cred);
+    return NFS3_OK;
+}
+
+nfsstat3 nfs3_resolve_peer(struct rpc_call *call, const nfs_fh3 *wire, const struct nfs3_obj *first,
+                           struct nfs3_obj *obj)
+{
+    nfsstat3 st = nfs3_resolve(call, wire, obj);
+    if (st == NFS3_OK && obj->ex != first->ex)
+        return NFS3ERR_XDEV;
+    return st;
+}
+
+static bool nfs3_is_dot_or_dotdot(const filename3 *name)
+{
+    return (name->len == 1 && name->val[0] == '.') ||
+           (name->len == 2 && name->val[0] == '.' && name->val[1] == '.');
+}
+
+/*
+ * A name is one path component. Empty names and names holding '/' or NUL are refused
+ * with NFS3ERR_ACCES, as older Linux knfsd did (current knfsd rejects them while
+ * decoding, with GARBAGE_ARGS; a status reaches the application as an errno instead of
+ * an I/O error). "." and ".." can be looked up, already exist for the creating
+ * procedures (as mkdir(2) says EEXIST), and are invalid to remove or rename (EINVAL).
+ */
+nfsstat3 nfs3_check_name(const filename3 *name, enum nfs3_name_use use)
+{
+    if (name->len > NFS3_NAME_MAX)
+        return NFS3ERR_NAMETOOLONG;
+    if (name->len == 0 || memchr(name->val, '/', name->len) || memchr(name->val, '\0', name->len))
+        return NFS3ERR_ACCES;
+    if (!nfs3_is_dot_or_dotdot(name))
+        return NFS3_OK;
+    switch (use) {
+    case NFS3_NAME_LOOKUP:
+        return NFS3_OK;
+    case NFS3_NAME_CREATE:
+        return NFS3ERR_EXIST;
+    case NFS3_NAME_REMOVE:
+        break;
+    }
+    return NFS3ERR_INVAL;
+}
+
+enum rpc_accept_status nfs3_reply(bool encoded)
+{
+    return encoded ? RPC_SUCCESS : RPC_SYSTEM_ERR;
+}

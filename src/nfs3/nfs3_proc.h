@@ -1,0 +1,116 @@
+/*
+ * Internal interface of the NFSv3 and MOUNT handlers: the per-call object context
+ * (filehandle -> export, client rule, squashed credential), attribute conversion, name
+ * checks and the errno table. Not for use outside src/nfs3/.
+ */
+#ifndef PEERNFS_NFS3_PROC_H
+#define PEERNFS_NFS3_PROC_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "fs/export.h"
+#include "fs/fh.h"
+#include "fs/fs.h"
+#include "nfs3/nfs3.h"
+#include "rpc/svc.h"
+#include "xdr/nfs3_xdr.h"
+
+/* Transfer sizes announced by FSINFO. READ replies are capped at rtmax; the reply
+ * buffer rpc/ gives a handler holds at least 1 MiB + 4 KiB. */
+#define NFS3_RTMAX (1024u * 1024u)
+#define NFS3_WTMAX (1024u * 1024u)
+#define NFS3_DTPREF (64u * 1024u)
+#define NFS3_NAME_MAX 255u
+/* Longest symlink target READLINK returns and SYMLINK accepts (Linux PATH_MAX). */
+#define NFS3_PATH_MAX 4096u
+
+/* An object named by a filehandle, with the access the caller has to it. */
+struct nfs3_obj {
+    struct nfs_service *svc;
+    struct export *ex;
+    const struct export_rule *rule;
+    struct fs_cred cred; /* the caller's credential after squashing */
+    struct fs_fh fh;     /* the backend handle */
+};
+
+/* Call a backend operation on the object's export: NFS3_FS(obj, getattr, &fh, &st). */
+#define NFS3_FS(obj, op, ...) ((obj)->ex->ops->op((obj)->ex->fs, __VA_ARGS__))
+
+/* ---- nfs3_status.c ---- */
+
+/* 0 -> NFS3_OK, -errno (or errno) -> its NFSv3 status. */
+nfsstat3 nfs3_status(int err);
+
+/* ---- nfs3_call.c ---- */
+
+/* Unwrap the filehandle and check the caller against the export's rules.
+ * NFS3ERR_BADHANDLE (malformed or forged), NFS3ERR_STALE (unknown export or removed
+ * object is found later by the backend), NFS3ERR_ACCES (no rule for this client). */
+nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_obj *obj);
+/* Same, for the second handle of LINK and RENAME: NFS3ERR_XDEV across exports. */
+nfsstat3 nfs3_resolve_peer(struct rpc_call *call, const nfs_fh3 *wire, const struct nfs3_obj *first,
+                           struct nfs3_obj *obj);
+/* The caller's credential after the rule's squash options (AUTH_NONE = anonymous). */
+void nfs3_squash_cred(const struct rpc_call *call, const struct export_rule *rule, struct fs_cred *out);
+
+static inline bool nfs3_read_only(const struct nfs3_obj *obj)
+{
+    return !(obj->rule->opts & EXPORT_RW);
+}
+
+/* What a handler is about to do with a name, which decides how "." and ".." are
+ * treated: looked up, refused as existing, or refused as invalid. */
+enum nfs3_name_use { NFS3_NAME_LOOKUP, NFS3_NAME_CREATE, NFS3_NAME_REMOVE };
+nfsstat3 nfs3_check_name(const filename3 *name, enum nfs3_name_use use);
+
+/* Encoding results: true -> RPC_SUCCESS, false (did not fit) -> RPC_SYSTEM_ERR. */
+enum rpc_accept_status nfs3_reply(bool encoded);
+
+/* ---- nfs3_attr.c ---- */
+
+int nfs3_getattr(const struct nfs3_obj *obj, struct stat *st);
+void nfs3_fattr(const struct nfs3_obj *obj, const struct stat *st, fattr3 *fa);
+/* Attributes from st, or (st NULL) fetched now; absent when that fails. */
+void nfs3_post_op_attr(const struct nfs3_obj *obj, const struct stat *st, post_op_attr *pa);
+/* Same, for another object of the same export. */
+void nfs3_post_op_attr_fh(const struct nfs3_obj *obj, const struct fs_fh *fh, const struct stat *st,
+                          post_op_attr *pa);
+/* Weak cache consistency data: pre-op attributes from pre (NULL: none), post-op from
+ * post (NULL: fetched now). */
+void nfs3_wcc(const struct nfs3_obj *obj, const struct stat *pre, const struct stat *post, wcc_data *w);
+/* A wire handle for fh in obj's export; `buf` backs the result's opaque data. */
+void nfs3_wrap_fh(const struct nfs3_obj *obj, const struct fs_fh *fh, uint8_t buf[FH_WIRE_MAX],
+                  nfs_fh3 *out);
+void nfs3_post_op_fh(const struct nfs3_obj *obj, const struct fs_fh *fh, uint8_t buf[FH_WIRE_MAX],
+                     post_op_fh3 *out);
+/* sattr3 -> fs_setattr (mask 0 when nothing is to be set). */
+void nfs3_sattr_to_fs(const sattr3 *sa, struct fs_setattr *out);
+nfstime3 nfs3_time(struct timespec ts);
+
+/* ---- handlers ---- */
+
+enum rpc_accept_status nfs3_proc_null(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_getattr(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_setattr(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_lookup(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_access(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_readlink(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_read(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_write(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_create(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_mkdir(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_symlink(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_mknod(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_remove(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_rmdir(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_rename(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_link(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_readdir(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_readdirplus(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_fsstat(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_fsinfo(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_pathconf(struct rpc_call *call);
+enum rpc_accept_status nfs3_proc_commit(struct rpc_call *call);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * RPC client over a stream socket (TCP or AF_LOCAL): thread-safe, many callers on one
+ * connection, replies matched to calls by xid, per-call timeouts, blocking and
+ * asynchronous (completion callback) calls. A reader thread receives the replies.
+ * Used to register with rpcbind and, later, for callbacks and by the client library.
+ */
+#ifndef PEERNFS_RPC_CLNT_H
+#define PEERNFS_RPC_CLNT_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rpc/msg.h"
+#include "rpc/svc.h"
+#include "xdr/xdr.h"
+
+struct rpc_clnt;
+
+struct rpc_clnt *rpc_clnt_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms,
+                                  int *err);
+struct rpc_clnt *rpc_clnt_connect_unix(const char *path, int *err);
+/* Fails outstanding calls with -ECANCELED (their callbacks run) and frees the client. */
+void rpc_clnt_destroy(struct rpc_clnt *c);
+
+typedef bool (*rpc_xdr_enc_fn)(struct xdr_enc *x, const void *args);
+
+/* A received reply; `res` is positioned at the results of an accepted SUCCESS. */
+struct rpc_reply {
+    uint8_t *buf;
+    size_t len;
+    struct rpc_reply_info info;
+    struct xdr_dec res;
+};
+void rpc_reply_free(struct rpc_reply *rep);
+
+/* Blocking call. Returns 0 (accepted, SUCCESS; decode rep->res, then rpc_reply_free),
+ * -EPROTO (denied or not SUCCESS: see rep->info; rep still needs rpc_reply_free),
+ * -ETIMEDOUT, -ECONNRESET, -ENOMEM, -EMSGSIZE. cred NULL = AUTH_NONE. */
+int rpc_clnt_call(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32_t proc,
+                  const struct rpc_cred *cred, rpc_xdr_enc_fn enc, const void *args,
+                  int timeout_ms, struct rpc_reply *rep);
+
+/* Completion: status as for rpc_clnt_call; rep is valid for status 0/-EPROTO and the
+ * callback owns it (rpc_reply_free). Runs on the client's reader thread: keep it short. */
+typedef void (*rpc_clnt_done_fn)(void *arg, int status, struct rpc_reply *rep);
+int rpc_clnt_call_async(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32_t proc,
+                        const struct rpc_cred *cred, rpc_xdr_enc_fn enc, const void *args,
+                        int timeout_ms, rpc_clnt_done_fn done, void *arg);
+
+#endif

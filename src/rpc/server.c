@@ -1,0 +1,896 @@
+#include "rpc/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "rpc/msg.h"
+#include "rpc/record.h"
+#include "util/log.h"
+
+#define MAX_PROGRAMS 16
+#define MAX_LISTENERS 8
+#define ARENA_SIZE (64 * 1024)
+#define MAX_READS_PER_EVENT 8 /* fairness between connections of one loop */
+#define MAX_OUT_QUEUED (32u << 20) /* stop reading a client that does not read its replies */
+
+enum ev_kind { EV_LISTENER, EV_CONN, EV_WAKE };
+
+struct ev_tag {
+    enum ev_kind kind;
+};
+
+struct prog_entry {
+    const struct rpc_program_desc *desc;
+    void *ctx;
+    uint32_t vers_low, vers_high;
+};
+
+/* Per-thread scratch: reply buffer and decode arena. */
+struct worker {
+    int index;
+    uint8_t *reply;
+    size_t reply_cap;
+    uint8_t *arena;
+};
+
+struct job {
+    struct job *next;
+    struct rpc_conn *conn;
+    struct rec_slice rec;
+    struct rpc_call_hdr hdr;
+    struct rpc_cred cred;
+    const struct prog_entry *prog;
+    const struct rpc_proc_desc *proc;
+};
+
+struct job_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *head, *tail;
+};
+
+struct loop {
+    struct ev_tag wake_tag;
+    struct rpc_server *srv;
+    pthread_t thread;
+    int epfd, evfd;
+    atomic_bool idle;
+    struct job_queue inbox;
+    struct worker w;
+};
+
+struct pool_thread {
+    struct rpc_server *srv;
+    pthread_t thread;
+    struct worker w;
+};
+
+struct listener {
+    struct ev_tag tag;
+    int fd;
+};
+
+struct outbuf {
+    struct outbuf *next;
+    size_t len, off;
+    uint8_t data[];
+};
+
+struct rpc_conn {
+    struct ev_tag tag;
+    int fd;
+    struct loop *loop;
+    struct rpc_server *srv;
+    atomic_uint refs;
+    atomic_uint inflight;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct rec_reader rr;
+    struct rpc_conn *prev, *next; /* all connections, under srv->conns_mu */
+    pthread_mutex_t send_mu; /* guards everything below */
+    struct outbuf *out_head, *out_tail;
+    size_t out_bytes;
+    uint32_t events; /* current epoll mask */
+    bool read_paused;
+    bool closed;
+};
+
+struct stat_counters {
+    atomic_ullong calls, replies, handoffs, pooled, garbage, rejected, accepted, closed;
+};
+
+struct rpc_server {
+    struct rpc_server_config cfg;
+    struct prog_entry progs[MAX_PROGRAMS];
+    unsigned nprogs;
+    struct listener listeners[MAX_LISTENERS];
+    unsigned nlisteners;
+    uint16_t port;
+    struct loop *loops;
+    atomic_uint next_loop;
+    struct job_queue pool;
+    struct pool_thread *pool_threads;
+    pthread_mutex_t conns_mu; /* taken on accept and close only */
+    struct rpc_conn *conns;
+    atomic_bool stopping;
+    bool started;
+    struct stat_counters st;
+};
+
+/* ---------- small helpers ---------- */
+
+static void queue_init(struct job_queue *q)
+{
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->head = q->tail = NULL;
+}
+
+static void queue_push(struct job_queue *q, struct job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Take the whole queue at once (loop inbox). */
+static struct job *queue_take_all(struct job_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    struct job *j = q->head;
+    q->head = q->tail = NULL;
+    pthread_mutex_unlock(&q->mu);
+    return j;
+}
+
+static int worker_init(struct worker *w, int index, size_t reply_cap)
+{
+    w->index = index;
+    w->reply_cap = reply_cap;
+    w->reply = malloc(reply_cap);
+    w->arena = malloc(ARENA_SIZE);
+    return (w->reply && w->arena) ? 0 : -ENOMEM;
+}
+
+static void worker_fini(struct worker *w)
+{
+    free(w->reply);
+    free(w->arena);
+}
+
+static void wake_loop(struct loop *l)
+{
+    uint64_t one = 1;
+    ssize_t n = write(l->evfd, &one, sizeof(one));
+    (void)n; /* a full eventfd counter still wakes the loop */
+}
+
+const char *rpc_call_peer_str(const struct rpc_call *call, char *buf, size_t len)
+{
+    const struct sockaddr *sa = call->peer;
+    const void *addr = NULL;
+    if (sa && sa->sa_family == AF_INET)
+        addr = &((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa && sa->sa_family == AF_INET6)
+        addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (!addr || !inet_ntop(sa->sa_family, addr, buf, (socklen_t)len))
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+/* ---------- connections ---------- */
+
+static void conn_get(struct rpc_conn *c) { atomic_fetch_add(&c->refs, 1); }
+
+static void conn_put(struct rpc_conn *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    /* last reference: nobody can send on or poll this fd any more */
+    close(c->fd);
+    for (struct outbuf *o = c->out_head, *next; o; o = next) {
+        next = o->next;
+        free(o);
+    }
+    rec_reader_free(&c->rr);
+    pthread_mutex_destroy(&c->send_mu);
+    atomic_fetch_add(&c->srv->st.closed, 1);
+    free(c);
+}
+
+/* Recompute the epoll mask; caller holds send_mu. */
+static void conn_update_events_locked(struct rpc_conn *c)
+{
+    if (c->closed)
+        return;
+    uint32_t ev = (c->read_paused ? 0 : EPOLLIN) | (c->out_head ? EPOLLOUT : 0);
+    if (ev == c->events)
+        return;
+    struct epoll_event e = { .events = ev, .data.ptr = &c->tag };
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &e) == 0)
+        c->events = ev;
+}
+
+static void conn_close(struct rpc_conn *c, const char *why)
+{
+    pthread_mutex_lock(&c->send_mu);
+    bool was_closed = c->closed;
+    c->closed = true;
+    pthread_mutex_unlock(&c->send_mu);
+    if (was_closed)
+        return;
+    log_debug("connection fd %d closed: %s", c->fd, why);
+    pthread_mutex_lock(&c->srv->conns_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&c->srv->conns_mu);
+    epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    shutdown(c->fd, SHUT_RDWR); /* in-flight replies now fail fast; fd closes at last put */
+    conn_put(c);                /* the loop's reference */
+}
+
+/* Queue the unsent tail of a reply; caller holds send_mu. */
+static bool conn_queue_locked(struct rpc_conn *c, const uint8_t *data, size_t len)
+{
+    struct outbuf *o = malloc(sizeof(*o) + len);
+    if (!o)
+        return false;
+    memcpy(o->data, data, len);
+    o->len = len;
+    o->off = 0;
+    o->next = NULL;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += len;
+    if (c->out_bytes > MAX_OUT_QUEUED)
+        c->read_paused = true;
+    conn_update_events_locked(c);
+    return true;
+}
+
+/* Send one record (data starts with 4 bytes reserved for the record mark). */
+static void conn_send_record(struct rpc_conn *c, uint8_t *data, size_t len)
+{
+    xdr_put_be32(data, REC_LAST_FRAG | (uint32_t)(len - 4));
+    pthread_mutex_lock(&c->send_mu);
+    if (!c->closed) {
+        size_t off = 0;
+        if (!c->out_head) {
+            ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0)
+                off = (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                off = len; /* the peer is gone; the loop will see it and close */
+        }
+        if (off < len && !conn_queue_locked(c, data + off, len - off))
+            log_err("out of memory queueing a %zu-byte reply", len - off);
+    }
+    pthread_mutex_unlock(&c->send_mu);
+}
+
+static void conn_flush(struct rpc_conn *c)
+{
+    pthread_mutex_lock(&c->send_mu);
+    while (c->out_head) {
+        struct iovec iov[16];
+        int n = 0;
+        for (struct outbuf *o = c->out_head; o && n < 16; o = o->next, n++) {
+            iov[n].iov_base = o->data + o->off;
+            iov[n].iov_len = o->len - o->off;
+        }
+        ssize_t w = writev(c->fd, iov, n);
+        if (w < 0)
+            break; /* EAGAIN: wait for EPOLLOUT; other errors: EPOLLERR/HUP closes */
+        c->out_bytes -= (size_t)w;
+        while (w > 0) {
+            struct outbuf *o = c->out_head;
+            size_t left = o->len - o->off;
+            if ((size_t)w < left) {
+                o->off += (size_t)w;
+                break;
+            }
+            w -= (ssize_t)left;
+            c->out_head = o->next;
+            if (!c->out_head)
+                c->out_tail = NULL;
+            free(o);
+        }
+    }
+    if (c->out_bytes <= MAX_OUT_QUEUED / 2 &&
+        atomic_load(&c->inflight) < c->srv->cfg.max_inflight)
+        c->read_paused = false;
+    conn_update_events_locked(c);
+    pthread_mutex_unlock(&c->send_mu);
+}
+
+/* ---------- executing calls ---------- */
+
+static void job_free(struct job *j)
+{
+    struct rpc_conn *c = j->conn;
+    rbuf_put(j->rec.buf);
+    unsigned left = atomic_fetch_sub(&c->inflight, 1) - 1;
+    if (left == c->srv->cfg.max_inflight / 2) {
+        pthread_mutex_lock(&c->send_mu);
+        if (c->read_paused && c->out_bytes <= MAX_OUT_QUEUED / 2) {
+            c->read_paused = false;
+            conn_update_events_locked(c);
+        }
+        pthread_mutex_unlock(&c->send_mu);
+    }
+    conn_put(c);
+    free(j);
+}
+
+static void execute_job(struct worker *w, struct job *j)
+{
+    struct rpc_server *srv = j->conn->srv;
+    struct rpc_call call = {
+        .conn = j->conn,
+        .peer = (const struct sockaddr *)&j->conn->peer,
+        .peer_len = j->conn->peer_len,
+        .xid = j->hdr.xid,
+        .prog = j->hdr.prog,
+        .vers = j->hdr.vers,
+        .proc = j->hdr.proc,
+        .cred = j->cred,
+        .prog_ctx = j->prog->ctx,
+        .worker = w->index,
+    };
+    struct xdr_arena arena;
+    const size_t hdr = 4 + RPC_ACCEPTED_HDR_LEN;
+
+    xdr_arena_init(&arena, w->arena, ARENA_SIZE);
+    xdr_dec_init(&call.args, j->rec.data + j->hdr.args_off, j->rec.len - j->hdr.args_off, &arena);
+    xdr_enc_init(&call.res, w->reply + hdr, w->reply_cap - hdr);
+
+    enum rpc_accept_status st = j->proc->fn(&call);
+    struct xdr_enc out;
+    xdr_enc_init(&out, w->reply + 4, w->reply_cap - 4);
+    size_t len;
+    switch (st) {
+    case RPC_SUCCESS:
+        rpc_enc_accepted(&out, call.xid, RPC_SUCCESS);
+        len = hdr + xdr_enc_len(&call.res);
+        break;
+    case RPC_NO_REPLY:
+    case RPC_DEFERRED:
+        job_free(j);
+        return;
+    case RPC_AUTH_TOOWEAK:
+        rpc_enc_auth_error(&out, call.xid, RPC_AUTH_TOOWEAK_STAT);
+        len = 4 + xdr_enc_len(&out);
+        break;
+    default:
+        if (st == RPC_GARBAGE_ARGS)
+            atomic_fetch_add(&srv->st.garbage, 1);
+        rpc_enc_accepted(&out, call.xid, st);
+        len = 4 + xdr_enc_len(&out);
+        break;
+    }
+    atomic_fetch_add(&srv->st.replies, 1);
+    conn_send_record(j->conn, w->reply, len);
+    job_free(j);
+}
+
+/* Answer a call that never reaches a handler (bad version, unknown program, ...). */
+static void reply_error(struct worker *w, struct rpc_conn *c, enum rpc_parse_result pr,
+                        const struct rpc_call_hdr *h, uint32_t stat, uint32_t low, uint32_t high)
+{
+    struct xdr_enc out;
+    xdr_enc_init(&out, w->reply + 4, w->reply_cap - 4);
+    if (pr == RPC_PARSE_RPC_MISMATCH)
+        rpc_enc_rpc_mismatch(&out, h->xid);
+    else if (pr == RPC_PARSE_AUTH_ERROR)
+        rpc_enc_auth_error(&out, h->xid, h->auth_stat);
+    else if (stat == RPC_PROG_MISMATCH)
+        rpc_enc_prog_mismatch(&out, h->xid, low, high);
+    else
+        rpc_enc_accepted(&out, h->xid, stat);
+    atomic_fetch_add(&c->srv->st.rejected, 1);
+    conn_send_record(c, w->reply, 4 + xdr_enc_len(&out));
+}
+
+static const struct prog_entry *find_prog(const struct rpc_server *srv, uint32_t prog)
+{
+    for (unsigned i = 0; i < srv->nprogs; i++)
+        if (srv->progs[i].desc->prog == prog)
+            return &srv->progs[i];
+    return NULL;
+}
+
+static const struct rpc_version_desc *find_vers(const struct prog_entry *p, uint32_t vers)
+{
+    for (uint32_t i = 0; i < p->desc->nvers; i++)
+        if (p->desc->versions[i].vers == vers)
+            return &p->desc->versions[i];
+    return NULL;
+}
+
+/* Parse a record and either answer it at once or return a job to execute. */
+static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec_slice *rec)
+{
+    struct rpc_server *srv = c->srv;
+    struct job *j = malloc(sizeof(*j));
+    if (!j) {
+        rbuf_put(rec->buf);
+        return NULL;
+    }
+    enum rpc_parse_result pr = rpc_parse_call(rec->data, rec->len, &j->hdr, &j->cred);
+    const struct prog_entry *p = NULL;
+    const struct rpc_version_desc *v = NULL;
+    uint32_t stat = RPC_SUCCESS;
+
+    if (pr == RPC_PARSE_CALL) {
+        atomic_fetch_add(&srv->st.calls, 1);
+        if (!(p = find_prog(srv, j->hdr.prog)))
+            stat = RPC_PROG_UNAVAIL;
+        else if (!(v = find_vers(p, j->hdr.vers)))
+            stat = RPC_PROG_MISMATCH;
+        else if (j->hdr.proc >= v->nprocs || !v->procs[j->hdr.proc].fn)
+            stat = RPC_PROC_UNAVAIL;
+        else if ((v->procs[j->hdr.proc].flags & RPC_PROC_NEED_AUTH_SYS) &&
+                 j->cred.flavor != RPC_AUTH_SYS) {
+            j->hdr.auth_stat = RPC_AUTH_TOOWEAK_STAT;
+            pr = RPC_PARSE_AUTH_ERROR;
+        }
+    }
+    if (pr == RPC_PARSE_CALL && stat == RPC_SUCCESS) {
+        j->conn = c;
+        j->rec = *rec;
+        j->prog = p;
+        j->proc = &v->procs[j->hdr.proc];
+        conn_get(c);
+        atomic_fetch_add(&c->inflight, 1);
+        return j;
+    }
+    if (pr == RPC_PARSE_REPLY)
+        log_debug("unexpected RPC reply xid %#x on a server connection, dropped", j->hdr.xid);
+    else if (pr != RPC_PARSE_DROP)
+        reply_error(w, c, pr, &j->hdr, stat, p ? p->vers_low : 0, p ? p->vers_high : 0);
+    rbuf_put(rec->buf);
+    free(j);
+    return NULL;
+}
+
+/* Hand a job to an idle loop (claiming it), or return false. */
+static bool handoff(struct rpc_server *srv, struct loop *self, struct job *j)
+{
+    for (unsigned i = 0; i < srv->cfg.nloops; i++) {
+        struct loop *l = &srv->loops[i];
+        bool expect = true;
+        if (l == self || !atomic_load_explicit(&l->idle, memory_order_relaxed))
+            continue;
+        if (!atomic_compare_exchange_strong(&l->idle, &expect, false))
+            continue;
+        queue_push(&l->inbox, j);
+        wake_loop(l);
+        atomic_fetch_add(&srv->st.handoffs, 1);
+        return true;
+    }
+    return false;
+}
+
+static void dispatch_jobs(struct loop *self, struct job *first)
+{
+    struct rpc_server *srv = self->srv;
+    struct job *inline_head = NULL, **inline_tail = &inline_head;
+
+    for (struct job *j = first, *next; j; j = next) {
+        next = j->next;
+        j->next = NULL;
+        if (j->proc->flags & RPC_PROC_BLOCKING) {
+            atomic_fetch_add(&srv->st.pooled, 1);
+            queue_push(&srv->pool, j);
+        } else if (next && handoff(srv, self, j)) {
+            /* the last job always stays here: this thread has nothing better to do */
+        } else {
+            *inline_tail = j;
+            inline_tail = &j->next;
+        }
+    }
+    for (struct job *j = inline_head, *next; j; j = next) {
+        next = j->next;
+        execute_job(&self->w, j);
+    }
+}
+
+static void conn_on_readable(struct rpc_conn *c)
+{
+    struct loop *l = c->loop;
+    struct job *head = NULL, **tail = &head;
+    const char *close_why = NULL;
+
+    for (int round = 0; round < MAX_READS_PER_EVENT && !close_why; round++) {
+        size_t avail;
+        uint8_t *space = rec_reader_space(&c->rr, &avail);
+        if (!space) {
+            close_why = "out of memory";
+            break;
+        }
+        ssize_t n = read(c->fd, space, avail);
+        if (n == 0) {
+            close_why = "peer closed";
+            break;
+        }
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                close_why = strerror(errno);
+            break;
+        }
+        rec_reader_filled(&c->rr, (size_t)n);
+        struct rec_slice rec;
+        enum rec_status rs;
+        while ((rs = rec_reader_next(&c->rr, &rec)) == REC_OK) {
+            struct job *j = prepare_call(&l->w, c, &rec);
+            if (j) {
+                *tail = j;
+                tail = &j->next;
+            }
+        }
+        if (rs == REC_TOO_BIG)
+            close_why = "record larger than the maximum";
+        if ((size_t)n < avail)
+            break; /* drained the socket */
+    }
+    if (atomic_load(&c->inflight) >= c->srv->cfg.max_inflight) {
+        pthread_mutex_lock(&c->send_mu);
+        c->read_paused = true;
+        conn_update_events_locked(c);
+        pthread_mutex_unlock(&c->send_mu);
+    }
+    if (head)
+        dispatch_jobs(l, head);
+    if (close_why)
+        conn_close(c, close_why);
+}
+
+/* ---------- accepting ---------- */
+
+static void accept_conns(struct rpc_server *srv, struct listener *ls)
+{
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct rpc_conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->tag.kind = EV_CONN;
+        c->fd = fd;
+        c->srv = srv;
+        c->peer = ss;
+        c->peer_len = sl;
+        atomic_init(&c->refs, 1);
+        atomic_init(&c->inflight, 0);
+        rec_reader_init(&c->rr, srv->cfg.max_record);
+        pthread_mutex_init(&c->send_mu, NULL);
+        c->loop = &srv->loops[atomic_fetch_add(&srv->next_loop, 1) % srv->cfg.nloops];
+        c->events = EPOLLIN;
+        pthread_mutex_lock(&srv->conns_mu);
+        c->next = srv->conns;
+        if (c->next)
+            c->next->prev = c;
+        srv->conns = c;
+        pthread_mutex_unlock(&srv->conns_mu);
+        struct epoll_event e = { .events = EPOLLIN, .data.ptr = &c->tag };
+        if (epoll_ctl(c->loop->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+            log_warn("epoll_ctl: %s", strerror(errno));
+            conn_close(c, "epoll_ctl failed");
+            continue;
+        }
+        atomic_fetch_add(&srv->st.accepted, 1);
+        log_debug("connection fd %d accepted", fd);
+    }
+}
+
+/* ---------- threads ---------- */
+
+static void *loop_main(void *arg)
+{
+    struct loop *l = arg;
+    struct rpc_server *srv = l->srv;
+    struct epoll_event evs[64];
+
+    while (!atomic_load(&srv->stopping)) {
+        struct job *j = queue_take_all(&l->inbox);
+        if (j) {
+            for (struct job *next; j; j = next) {
+                next = j->next;
+                execute_job(&l->w, j);
+            }
+            continue;
+        }
+        atomic_store(&l->idle, true);
+        /* a job pushed between take_all and here also wrote the eventfd: no lost wakeup */
+        int n = epoll_wait(l->epfd, evs, 64, -1);
+        atomic_store(&l->idle, false);
+        for (int i = 0; i < n; i++) {
+            struct ev_tag *t = evs[i].data.ptr;
+            if (t->kind == EV_WAKE) {
+                uint64_t v;
+                ssize_t r = read(l->evfd, &v, sizeof(v));
+                (void)r;
+            } else if (t->kind == EV_LISTENER) {
+                accept_conns(srv, (struct listener *)t);
+            } else {
+                struct rpc_conn *c = (struct rpc_conn *)t;
+                conn_get(c); /* stay alive through this event even if closed below */
+                if (evs[i].events & EPOLLOUT)
+                    conn_flush(c);
+                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                    conn_on_readable(c);
+                conn_put(c);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void *pool_main(void *arg)
+{
+    struct pool_thread *pt = arg;
+    struct rpc_server *srv = pt->srv;
+    struct job_queue *q = &srv->pool;
+
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (!q->head && !atomic_load(&srv->stopping))
+            pthread_cond_wait(&q->cv, &q->mu);
+        struct job *j = q->head;
+        if (j) {
+            q->head = j->next;
+            if (!q->head)
+                q->tail = NULL;
+        }
+        pthread_mutex_unlock(&q->mu);
+        if (!j)
+            return NULL; /* stopping and nothing left */
+        execute_job(&pt->w, j);
+    }
+}
+
+/* ---------- lifecycle ---------- */
+
+struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg)
+{
+    struct rpc_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return NULL;
+    srv->cfg = *cfg;
+    if (!srv->cfg.nloops) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        srv->cfg.nloops = n > 0 ? (unsigned)n : 2;
+    }
+    if (!srv->cfg.npool)
+        srv->cfg.npool = 8;
+    if (!srv->cfg.max_record)
+        srv->cfg.max_record = (4u << 20) + (64u << 10);
+    if (!srv->cfg.max_reply)
+        srv->cfg.max_reply = (1u << 20) + (64u << 10);
+    if (!srv->cfg.max_inflight)
+        srv->cfg.max_inflight = 256;
+    queue_init(&srv->pool);
+    pthread_mutex_init(&srv->conns_mu, NULL);
+    return srv;
+}
+
+int rpc_server_add_program(struct rpc_server *srv, const struct rpc_program_desc *prog, void *ctx)
+{
+    if (srv->nprogs == MAX_PROGRAMS || srv->started || find_prog(srv, prog->prog))
+        return -EINVAL;
+    struct prog_entry *p = &srv->progs[srv->nprogs++];
+    p->desc = prog;
+    p->ctx = ctx;
+    p->vers_low = UINT32_MAX;
+    p->vers_high = 0;
+    for (uint32_t i = 0; i < prog->nvers; i++) {
+        uint32_t v = prog->versions[i].vers;
+        p->vers_low = v < p->vers_low ? v : p->vers_low;
+        p->vers_high = v > p->vers_high ? v : p->vers_high;
+    }
+    return 0;
+}
+
+int rpc_server_listen(struct rpc_server *srv, const struct sockaddr *addr, socklen_t len)
+{
+    if (srv->nlisteners == MAX_LISTENERS)
+        return -ENOSPC;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (addr->sa_family == AF_INET6) /* "::" must not take the IPv4 port too */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, addr, len) < 0 || listen(fd, 1024) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        srv->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                  : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    struct listener *ls = &srv->listeners[srv->nlisteners++];
+    ls->tag.kind = EV_LISTENER;
+    ls->fd = fd;
+    return 0;
+}
+
+int rpc_server_listen_str(struct rpc_server *srv, const char *host, uint16_t port)
+{
+    struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+    struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(port) };
+    if (inet_pton(AF_INET, host, &s4.sin_addr) == 1)
+        return rpc_server_listen(srv, (struct sockaddr *)&s4, sizeof(s4));
+    if (inet_pton(AF_INET6, host, &s6.sin6_addr) == 1)
+        return rpc_server_listen(srv, (struct sockaddr *)&s6, sizeof(s6));
+    return -EINVAL;
+}
+
+uint16_t rpc_server_port(const struct rpc_server *srv) { return srv->port; }
+
+static int loop_init(struct rpc_server *srv, struct loop *l, int index)
+{
+    l->srv = srv;
+    l->wake_tag.kind = EV_WAKE;
+    queue_init(&l->inbox);
+    atomic_init(&l->idle, false);
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->epfd < 0 || l->evfd < 0)
+        return -errno;
+    struct epoll_event e = { .events = EPOLLIN, .data.ptr = &l->wake_tag };
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &e) < 0)
+        return -errno;
+    return worker_init(&l->w, index, srv->cfg.max_reply);
+}
+
+int rpc_server_start(struct rpc_server *srv)
+{
+    int err;
+    srv->loops = calloc(srv->cfg.nloops, sizeof(*srv->loops));
+    srv->pool_threads = calloc(srv->cfg.npool, sizeof(*srv->pool_threads));
+    if (!srv->loops || !srv->pool_threads)
+        return -ENOMEM;
+    for (unsigned i = 0; i < srv->cfg.nloops; i++)
+        if ((err = loop_init(srv, &srv->loops[i], (int)i)) < 0)
+            return err;
+    /* listeners live in loop 0's set; accepted connections are spread over all loops */
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        struct epoll_event e = { .events = EPOLLIN, .data.ptr = &srv->listeners[i].tag };
+        if (epoll_ctl(srv->loops[0].epfd, EPOLL_CTL_ADD, srv->listeners[i].fd, &e) < 0)
+            return -errno;
+    }
+    for (unsigned i = 0; i < srv->cfg.npool; i++) {
+        struct pool_thread *pt = &srv->pool_threads[i];
+        pt->srv = srv;
+        if ((err = worker_init(&pt->w, (int)(srv->cfg.nloops + i), srv->cfg.max_reply)) < 0)
+            return err;
+        if ((err = pthread_create(&pt->thread, NULL, pool_main, pt)) != 0)
+            return -err;
+    }
+    for (unsigned i = 0; i < srv->cfg.nloops; i++)
+        if ((err = pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i])) != 0)
+            return -err;
+    srv->started = true;
+    return 0;
+}
+
+void rpc_server_stop(struct rpc_server *srv)
+{
+    atomic_store(&srv->stopping, true);
+    if (!srv->loops)
+        return;
+    for (unsigned i = 0; i < srv->cfg.nloops; i++)
+        if (srv->loops[i].evfd > 0)
+            wake_loop(&srv->loops[i]);
+    pthread_mutex_lock(&srv->pool.mu);
+    pthread_cond_broadcast(&srv->pool.cv);
+    pthread_mutex_unlock(&srv->pool.mu);
+}
+
+/* After the threads are gone: drop queued jobs and close the remaining connections. */
+static void loop_drain(struct loop *l)
+{
+    struct job *j = queue_take_all(&l->inbox);
+    for (struct job *next; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+}
+
+static void close_all_conns(struct rpc_server *srv)
+{
+    for (;;) {
+        pthread_mutex_lock(&srv->conns_mu);
+        struct rpc_conn *c = srv->conns;
+        pthread_mutex_unlock(&srv->conns_mu);
+        if (!c)
+            return;
+        conn_close(c, "server shutdown");
+    }
+}
+
+void rpc_server_destroy(struct rpc_server *srv)
+{
+    if (!srv)
+        return;
+    rpc_server_stop(srv);
+    if (srv->started) {
+        for (unsigned i = 0; i < srv->cfg.nloops; i++)
+            pthread_join(srv->loops[i].thread, NULL);
+        for (unsigned i = 0; i < srv->cfg.npool; i++)
+            pthread_join(srv->pool_threads[i].thread, NULL);
+    }
+    for (unsigned i = 0; i < srv->nlisteners; i++)
+        close(srv->listeners[i].fd);
+    for (unsigned i = 0; srv->loops && srv->started && i < srv->cfg.nloops; i++)
+        loop_drain(&srv->loops[i]);
+    struct job *pj = queue_take_all(&srv->pool);
+    for (struct job *next; pj; pj = next) {
+        next = pj->next;
+        job_free(pj);
+    }
+    close_all_conns(srv);
+    for (unsigned i = 0; srv->loops && i < srv->cfg.nloops; i++) {
+        struct loop *l = &srv->loops[i];
+        if (l->epfd > 0)
+            close(l->epfd);
+        if (l->evfd > 0)
+            close(l->evfd);
+        worker_fini(&l->w);
+    }
+    for (unsigned i = 0; srv->pool_threads && i < srv->cfg.npool; i++)
+        worker_fini(&srv->pool_threads[i].w);
+    free(srv->loops);
+    free(srv->pool_threads);
+    free(srv);
+}
+
+void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st)
+{
+    st->calls = atomic_load(&srv->st.calls);
+    st->replies = atomic_load(&srv->st.replies);
+    st->handoffs = atomic_load(&srv->st.handoffs);
+    st->pooled = atomic_load(&srv->st.pooled);
+    st->garbage = atomic_load(&srv->st.garbage);
+    st->rejected = atomic_load(&srv->st.rejected);
+    st->conns_accepted = atomic_load(&srv->st.accepted);
+    st->conns_closed = atomic_load(&srv->st.closed);
+}

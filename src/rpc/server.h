@@ -1,0 +1,48 @@
+/*
+ * RPC server: TCP listeners (IPv4 and IPv6), connections and request dispatch.
+ *
+ * Threads. `nloops` event-loop threads each own an epoll set; every connection belongs
+ * to one loop, which reads it and reassembles records. A request is normally executed
+ * right on that loop thread (no hand-off on the fast path); when one read yields several
+ * requests and another loop is idle, the extra requests are handed to it, so one busy
+ * connection keeps all cores working. Procedures flagged RPC_PROC_BLOCKING (fsync and
+ * the like) run on a separate pool so they never stall a loop. Replies are written by
+ * the thread that executed the request, under the connection's send lock, straight from
+ * that thread's reply buffer; only what the socket does not take at once is copied and
+ * queued for the loop to flush. Replies may go out in any order.
+ */
+#ifndef PEERNFS_RPC_SERVER_H
+#define PEERNFS_RPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rpc/svc.h"
+
+struct rpc_server_config {
+    unsigned nloops;        /* event-loop threads (default: CPUs) */
+    unsigned npool;         /* blocking-pool threads (default 8) */
+    size_t max_record;      /* largest request record accepted */
+    size_t max_reply;       /* size of each thread's reply buffer */
+    unsigned max_inflight;  /* requests in progress per connection before reading pauses */
+};
+
+struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg);
+/* Listen on addr (TCP). Port 0 = ephemeral; rpc_server_port() tells the one bound. */
+int rpc_server_listen(struct rpc_server *srv, const struct sockaddr *addr, socklen_t len);
+int rpc_server_listen_str(struct rpc_server *srv, const char *host, uint16_t port);
+uint16_t rpc_server_port(const struct rpc_server *srv);
+int rpc_server_start(struct rpc_server *srv);
+/* Ask every thread to finish; returns at once (signal-safe). */
+void rpc_server_stop(struct rpc_server *srv);
+/* Wait for the threads after rpc_server_stop, close everything, free the server. */
+void rpc_server_destroy(struct rpc_server *srv);
+
+/* Counters for tests and the log. */
+struct rpc_server_stats {
+    uint64_t calls, replies, handoffs, pooled, garbage, rejected, conns_accepted, conns_closed;
+};
+void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st);
+
+#endif

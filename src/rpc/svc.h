@@ -1,0 +1,100 @@
+/*
+ * RPC service interface: what a program's procedure handlers see (RFC 5531).
+ *
+ * rpc/ reads a record, decodes the call header and credential, finds the procedure in
+ * the program's static table and calls its handler with a struct rpc_call whose `args`
+ * cursor is positioned at the procedure arguments (zero-copy into the received record,
+ * which stays valid until the handler returns) and whose `res` cursor is positioned
+ * after the accepted-reply header. The handler decodes its arguments, does the work,
+ * encodes its results into `res`, and returns an accept status. rpc/ then sends the reply.
+ */
+#ifndef PEERNFS_RPC_SVC_H
+#define PEERNFS_RPC_SVC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "xdr/xdr.h"
+
+/* RFC 5531 numbers used by the service layer and by handlers. */
+enum rpc_auth_flavor { RPC_AUTH_NONE = 0, RPC_AUTH_SYS = 1 };
+enum rpc_accept_status {
+    RPC_SUCCESS = 0,
+    RPC_PROG_UNAVAIL = 1,
+    RPC_PROG_MISMATCH = 2,
+    RPC_PROC_UNAVAIL = 3,
+    RPC_GARBAGE_ARGS = 4,
+    RPC_SYSTEM_ERR = 5,
+    /* not on the wire: the handler kept the call to reply later (rpc_call_complete) */
+    RPC_DEFERRED = 1000,
+    /* not on the wire: send no reply at all (e.g. a one-way *_MSG procedure) */
+    RPC_NO_REPLY = 1001,
+    /* not on the wire: reject with AUTH_ERROR / AUTH_TOOWEAK */
+    RPC_AUTH_TOOWEAK = 1002,
+};
+
+#define RPC_AUTHSYS_MAXGIDS 16
+#define RPC_AUTHSYS_MAXNAME 255
+
+struct rpc_cred {
+    uint32_t flavor; /* RPC_AUTH_NONE or RPC_AUTH_SYS */
+    uint32_t uid, gid;
+    uint32_t ngids;
+    uint32_t gids[RPC_AUTHSYS_MAXGIDS];
+    uint32_t machinename_len;
+    char machinename[RPC_AUTHSYS_MAXNAME + 1]; /* NUL-terminated copy */
+};
+
+struct rpc_conn;
+struct rpc_server;
+
+struct rpc_call {
+    struct rpc_conn *conn;
+    const struct sockaddr *peer; /* the client's address (valid during the call) */
+    socklen_t peer_len;
+    uint32_t xid, prog, vers, proc;
+    struct rpc_cred cred;
+    struct xdr_dec args; /* its arena: scratch memory for decoded arrays (bounded) */
+    struct xdr_enc res;  /* results go here; room for the largest reply (>= 1 MiB + 4 KiB) */
+    void *prog_ctx;      /* the ctx given to rpc_server_add_program */
+    int worker;          /* index of the thread running the handler (for per-thread caches) */
+};
+
+typedef enum rpc_accept_status (*rpc_proc_fn)(struct rpc_call *call);
+
+enum rpc_proc_flags {
+    /* May block on disk or on another host (COMMIT, stable WRITE, ...): run it on the
+     * blocking pool so the connection's event loop keeps reading other requests. */
+    RPC_PROC_BLOCKING = 1u << 0,
+    /* Refuse AUTH_NONE callers with AUTH_TOOWEAK (all NFS procedures but NULL). */
+    RPC_PROC_NEED_AUTH_SYS = 1u << 1,
+};
+
+struct rpc_proc_desc {
+    rpc_proc_fn fn; /* NULL: PROC_UNAVAIL */
+    const char *name;
+    unsigned flags;
+};
+
+struct rpc_version_desc {
+    uint32_t vers;
+    uint32_t nprocs;
+    const struct rpc_proc_desc *procs; /* indexed by procedure number */
+};
+
+struct rpc_program_desc {
+    uint32_t prog;
+    const char *name;
+    uint32_t nvers;
+    const struct rpc_version_desc *versions;
+};
+
+/* Register a program on the server; ctx is handed to its handlers as call->prog_ctx.
+ * Returns 0 or -errno. Must be called before rpc_server_start. */
+int rpc_server_add_program(struct rpc_server *srv, const struct rpc_program_desc *prog, void *ctx);
+
+/* Address of the call's peer as text ("10.0.0.1" / "fe80::1"), for logs and exports. */
+const char *rpc_call_peer_str(const struct rpc_call *call, char *buf, size_t len);
+
+#endif

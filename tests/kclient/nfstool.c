@@ -1,0 +1,148 @@
+/* nfstool: tiny static helper for the kclient guest (busybox lacks these).
+ *   nfstool mount SRC DIR FSTYPE OPTS   mount(2) with text options (kernel parses them)
+ *   nfstool copy SRC DST                copy_file_range() whole file (-> NFSv4.2 COPY)
+ *   nfstool lock FILE [FILE2]           fcntl: set/test/conflict/blocking-lock checks
+ *   nfstool flock FILE [FILE2]          flock(LOCK_EX) + conflict check from a child
+ *   nfstool utimes FILE SEC NSEC        utimensat(): atime = mtime = SEC.NSEC exactly
+ *   nfstool readdir DIR                 names in directory (cookie) order, without . and ..;
+ *                                       busybox ls always sorts and has no -f
+ * FILE2: the same file seen through a second mount made with -o nosharecache; the
+ * child process then uses it, so the client's local lock checks cannot see the
+ * parent's lock and the conflict must be found by the server (NLM TEST/LOCK,
+ * NFSv4 LOCKT/LOCK; a blocked NLM lock then gets the server's GRANTED callback).
+ * Exit 0 on success, 1 on failure; prints what it did. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
+
+static double now(void) { struct timeval t; gettimeofday(&t, 0); return t.tv_sec + t.tv_usec / 1e6; }
+static int die(const char *what) { fprintf(stderr, "nfstool: %s: %s\n", what, strerror(errno)); return 1; }
+
+static int setlk(int fd, int cmd, short type) {
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	return fcntl(fd, cmd, &fl);
+}
+
+static int do_copy(const char *src, const char *dst) {
+	int in = open(src, O_RDONLY), out;
+	struct stat st;
+	if (in < 0 || fstat(in, &st)) return die(src);
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) return die(dst);
+	double t0 = now();
+	off_t left = st.st_size, done = 0;
+	while (left > 0) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, left, 0);
+		if (n < 0) return die("copy_file_range");
+		if (n == 0) break;
+		left -= n; done += n;
+	}
+	if (fsync(out)) return die("fsync");
+	printf("copy_file_range: %lld bytes in %.2fs\n", (long long)done, now() - t0);
+	return done == st.st_size ? 0 : 1;
+}
+
+static int do_lock(const char *path, const char *path2) {
+	int fd = open(path, O_RDWR | O_CREAT, 0644), p[2], st;
+	char c;
+	if (fd < 0) return die(path);
+	double t0 = now();
+	if (setlk(fd, F_SETLK, F_WRLCK)) return die("F_SETLK write lock");
+	printf("lock: F_SETLK write lock ok (%.2fs)\n", now() - t0);
+	if (pipe(p)) return die("pipe");
+	pid_t pid = fork();
+	if (pid == 0) { /* child: a different lock owner */
+		int cfd = open(path2, O_RDWR);
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		if (fcntl(cfd, F_GETLK, &fl)) _exit(die("child F_GETLK"));
+		printf("lock: child F_GETLK sees %s (holder pid %d)\n", fl.l_type == F_UNLCK ? "UNLOCKED" : "conflict", fl.l_pid);
+		if (fl.l_type == F_UNLCK) _exit(2);
+		if (setlk(cfd, F_SETLK, F_WRLCK) == 0 || (errno != EAGAIN && errno != EACCES)) _exit(die("child F_SETLK should conflict"));
+		printf("lock: child F_SETLK conflicts as expected (%s)\n", strerror(errno));
+		fflush(stdout);
+		write(p[1], "x", 1);
+		double t1 = now();
+		if (setlk(cfd, F_SETLKW, F_WRLCK)) _exit(die("child F_SETLKW"));
+		printf("lock: child blocking F_SETLKW granted after %.2fs\n", now() - t1);
+		setlk(cfd, F_SETLK, F_UNLCK);
+		_exit(0);
+	}
+	read(p[0], &c, 1);
+	sleep(2); /* let the child block on the server */
+	if (setlk(fd, F_SETLK, F_UNLCK)) return die("F_UNLCK");
+	printf("lock: parent unlocked\n");
+	fflush(stdout);
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) { printf("lock: FAILED (child status %d)\n", st); return 1; }
+	printf("lock: OK\n");
+	return 0;
+}
+
+static int do_flock(const char *path, const char *path2) {
+	int fd = open(path, O_RDWR | O_CREAT, 0644), st;
+	if (fd < 0) return die(path);
+	if (flock(fd, LOCK_EX)) return die("flock LOCK_EX");
+	printf("flock: LOCK_EX ok\n");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int cfd = open(path2, O_RDWR);
+		if (flock(cfd, LOCK_EX | LOCK_NB) == 0) { printf("flock: child got lock: NO conflict\n"); _exit(1); }
+		printf("flock: child LOCK_NB conflicts as expected (%s)\n", strerror(errno));
+		_exit(0);
+	}
+	waitpid(pid, &st, 0);
+	if (flock(fd, LOCK_UN)) return die("flock LOCK_UN");
+	printf("flock: %s\n", WIFEXITED(st) && !WEXITSTATUS(st) ? "OK" : "FAILED");
+	return !(WIFEXITED(st) && !WEXITSTATUS(st));
+}
+
+static int do_utimes(const char *path, const char *sec, const char *nsec) {
+	struct timespec ts[2];
+	ts[0].tv_sec = strtoll(sec, NULL, 10);
+	ts[0].tv_nsec = strtol(nsec, NULL, 10);
+	ts[1] = ts[0];
+	if (utimensat(AT_FDCWD, path, ts, 0)) return die("utimensat");
+	return 0;
+}
+
+static int do_readdir(const char *path) {
+	DIR *d = opendir(path);
+	struct dirent *e;
+	if (!d) return die(path);
+	for (;;) {
+		errno = 0;
+		if (!(e = readdir(d))) break;
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			printf("%s\n", e->d_name);
+	}
+	/* readdir() returns NULL both at the end and on error: errno tells them apart */
+	if (errno) return die("readdir");
+	closedir(d);
+	return 0;
+}
+
+int main(int argc, char **argv) {
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 6 && !strcmp(argv[1], "mount")) {
+		if (mount(argv[2], argv[3], argv[4], 0, argv[5])) return die("mount");
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "copy")) return do_copy(argv[2], argv[3]);
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "lock")) return do_lock(argv[2], argv[argc - 1]);
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "flock")) return do_flock(argv[2], argv[argc - 1]);
+	if (argc == 5 && !strcmp(argv[1], "utimes")) return do_utimes(argv[2], argv[3], argv[4]);
+	if (argc == 3 && !strcmp(argv[1], "readdir")) return do_readdir(argv[2]);
+	fprintf(stderr, "usage: nfstool mount SRC DIR FSTYPE OPTS | copy SRC DST | lock FILE [FILE2] |"
+		" flock FILE [FILE2] | utimes FILE SEC NSEC | readdir DIR\n");
+	return 2;
+}
