@@ -322,6 +322,8 @@ class Server:
         if self.proc is not None:
             rec = {'kind': 'server-end', 'server': self.name, 'pid': self.pid,
                    'restart': self.restarts, 'was_alive': self.alive()}
+            if not rec['was_alive']:
+                rec['log_tail'] = self.log_tail()
             if self.pid and rec['was_alive']:
                 rec.update(pmem(self.pid), cpu_s_total=pcpu(self.pid))
             if self.alive():
@@ -442,11 +444,13 @@ def brief(rec):
         ' errors=%d' % rec['errors'] if rec.get('errors') else ''))
 
 
-def run_server(a, name, cells, rec):
-    srv = Server(a, name)
+def run_server(a, srv, cells, reps, rec, fresh, last):
+    """Start srv, run the cells for each rep in reps, stop it; its export
+    directory goes after the last instance (unless --keep)."""
+    name = srv.name
     try:
-        rec.emit(srv.start(fresh=True))
-        for rep in range(a.reps):
+        rec.emit(srv.start(fresh=fresh))
+        for rep in reps:
             for cell in cells:
                 if not srv.alive():
                     if srv.restarts >= a.max_restarts:
@@ -454,7 +458,7 @@ def run_server(a, name, cells, rec):
                                   'cell': cell['id'], 'rep': rep, 'ok': False,
                                   'rc': 'skipped', 'stderr': 'server down'})
                         continue
-                    srv.stop()
+                    rec.emit(srv.stop())
                     srv.restarts += 1
                     log('[%s] restarting (%d/%d)' % (name, srv.restarts,
                                                     a.max_restarts))
@@ -464,8 +468,8 @@ def run_server(a, name, cells, rec):
                 log('[%s] rep %d/%d %-18s %s' % (name, rep + 1, a.reps,
                                                  cell['id'], brief(r)))
                 if not r['server_alive']:
-                    log('[%s] server died; log tail:\n%s' %
-                        (name, r.get('server_log', '')))
+                    log('[%s] server died (status %s); log tail:\n%s' % (
+                        name, srv.proc.returncode, r.get('server_log', '')))
     except RuntimeError as e:
         log('[%s] %s' % (name, e))
         rec.emit({'kind': 'server-error', 'server': name, 'error': str(e)})
@@ -477,11 +481,26 @@ def run_server(a, name, cells, rec):
             end = srv.stop()
             if end:
                 rec.emit(end)
-            if not a.keep:
+            if last and not a.keep:
                 shutil.rmtree(srv.export, ignore_errors=True)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+
+def run_all(a, cells, rec):
+    servers = [Server(a, n) for n in a.servers]
+    if not a.interleave:
+        for srv in servers:
+            run_server(a, srv, cells, range(a.reps), rec, True, True)
+        return
+    # one instance per server and rep, order alternating (A B, B A, ...),
+    # so drifting background load hits both servers alike; the export
+    # (and its set-up files) survives from one instance to the next
+    for rep in range(a.reps):
+        for srv in (servers if rep % 2 == 0 else servers[::-1]):
+            run_server(a, srv, cells, [rep], rec, rep == 0,
+                       rep == a.reps - 1)
 
 
 # ------------------------------------------------------------------ table
@@ -597,13 +616,17 @@ def table(recs):
         for r in recs:
             if r.get('server') == s and r.get('kind') == 'server-error':
                 notes.append('%s: %s' % (s, r['error'].splitlines()[0]))
-            if (r.get('server') == s and r.get('kind') == 'server-start'
-                    and r.get('restart')):
-                notes.append('%s restarted after dying (%d)' % (s, r['restart']))
-            if (r.get('server') == s and r.get('kind') == 'server-end'
-                    and r.get('exit_status') not in (0, None)
-                    and s == 'peernfsd'):
-                notes.append('%s exit status on SIGTERM: %s' % (s, r['exit_status']))
+            if r.get('server') != s or r.get('kind') != 'server-end':
+                continue
+            if not r.get('was_alive'):
+                notes.append('%s died during the matrix (exit status %s)'
+                             % (s, r.get('exit_status')))
+            elif r.get('killed'):
+                notes.append('%s ignored SIGTERM for --stop-timeout, killed'
+                             % s)
+            elif r.get('exit_status') not in (0, None) and s == 'peernfsd':
+                notes.append('%s exit status on SIGTERM: %s'
+                             % (s, r['exit_status']))
     out = [legend + '. Medians over repetitions; RSS = VmRSS after the cell.',
            ''] + rows
     if notes:
@@ -705,6 +728,9 @@ def parse_args():
                     help='directory for the .jsonl and .md of this run')
     ap.add_argument('--workdir', default='/tmp/peernfs-bench',
                     help='exports, configs, logs: <workdir>/<server>/')
+    ap.add_argument('--interleave', action='store_true',
+                    help='restart the servers for every rep, alternating '
+                    'their order, instead of all reps of one server first')
     ap.add_argument('--keep', action='store_true',
                     help='keep the export directories afterwards')
     ap.add_argument('--record', action='store_true',
@@ -799,8 +825,7 @@ def main():
         signal.signal(s, on_signal)
     interrupted = None
     try:
-        for name in a.servers:
-            run_server(a, name, cells, rec)
+        run_all(a, cells, rec)
     except (KeyboardInterrupt, Interrupted) as e:
         interrupted = e.__class__.__name__ + (' ' + str(e) if str(e) else '')
     finally:

@@ -132,19 +132,23 @@ static int parse_args(int argc, char **argv, struct options *o)
     return 0;
 }
 
-static int listen_all(struct rpc_server *srv, const struct options *o, bool *ipv6)
+/* TCP and UDP on every address; returns the RPCB_* transports to register. */
+static int listen_all(struct rpc_server *srv, const struct options *o, unsigned *transports)
 {
     static const char *const defaults[] = { "0.0.0.0", "::" };
     const char *const *addrs = o->nlisten ? o->listen : defaults;
     unsigned n = o->nlisten ? o->nlisten : 2;
     unsigned ok = 0;
 
-    *ipv6 = false;
+    *transports = 0;
     for (unsigned i = 0; i < n; i++) {
-        int err = rpc_server_listen_str(srv, addrs[i], o->port);
+        bool v6 = strchr(addrs[i], ':') != NULL;
+        int err = rpc_server_listen_str(srv, addrs[i], o->port, SOCK_STREAM);
+        if (err == 0)
+            err = rpc_server_listen_str(srv, addrs[i], o->port, SOCK_DGRAM);
         if (err < 0) {
             /* no IPv6 on this host is not fatal for the default pair */
-            bool optional = !o->nlisten && strchr(addrs[i], ':') && err == -EAFNOSUPPORT;
+            bool optional = !o->nlisten && v6 && (err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL);
             log_msg(optional ? LOG_LVL_NOTICE : LOG_LVL_ERR, "listen on [%s]:%u: %s", addrs[i],
                     o->port, strerror(-err));
             if (!optional)
@@ -152,8 +156,7 @@ static int listen_all(struct rpc_server *srv, const struct options *o, bool *ipv
             continue;
         }
         ok++;
-        if (strchr(addrs[i], ':'))
-            *ipv6 = true;
+        *transports |= v6 ? (RPCB_TCP6 | RPCB_UDP6) : (RPCB_TCP | RPCB_UDP);
     }
     return ok ? 0 : -EADDRNOTAVAIL;
 }
@@ -198,7 +201,8 @@ static int run(const struct options *o)
     struct export_table exports = { 0 };
     struct nfs_service svc;
     struct rpc_server *srv = NULL;
-    bool ipv6 = false, registered_ok = false;
+    unsigned transports = 0;
+    bool registered_ok = false;
     sigset_t stopset;
     int rc;
 
@@ -217,14 +221,14 @@ static int run(const struct options *o)
     struct rpc_server_config cfg = { .nloops = o->threads, .max_record = o->max_record };
     srv = rpc_server_new(&cfg);
     if (!srv || rpc_server_add_program(srv, &nfs3_program, &svc) < 0 ||
-        rpc_server_add_program(srv, &mount_program, &svc) < 0 || listen_all(srv, o, &ipv6) < 0 ||
+        rpc_server_add_program(srv, &mount_program, &svc) < 0 || listen_all(srv, o, &transports) < 0 ||
         (rc = rpc_server_start(srv)) < 0) {
         log_err("cannot start the RPC server");
         rc = 1;
         goto out;
     }
     if (o->rpcbind) {
-        registered_ok = rpcb_register_all(registered, 3, rpc_server_port(srv), ipv6) == 0;
+        registered_ok = rpcb_register_all(registered, 3, rpc_server_port(srv), transports) == 0;
         if (!registered_ok)
             log_warn("rpcbind registration failed: clients must be told the port (port=, mountport=)");
     }
@@ -239,7 +243,7 @@ static int run(const struct options *o)
     rc = 0;
 out:
     if (registered_ok)
-        rpcb_unregister_all(registered, 3, ipv6);
+        rpcb_unregister_all(registered, 3, transports);
     if (srv) {
         struct rpc_server_stats st;
         rpc_server_stop(srv);

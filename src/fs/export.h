@@ -16,6 +16,12 @@ enum export_opt {
     EXPORT_RW = 1u << 0,          /* else read-only */
     EXPORT_ROOT_SQUASH = 1u << 1, /* default on */
     EXPORT_ALL_SQUASH = 1u << 2,
+    /* `async`: the server may reply to stable writes before they are durable (default:
+     * sync, stable writes are stable). */
+    EXPORT_ASYNC = 1u << 3,
+    /* `insecure`: requests may come from any source port (default: secure, the
+     * protocol layer should refuse ports >= 1024). */
+    EXPORT_INSECURE = 1u << 4,
 };
 
 enum export_match_kind { EXPORT_MATCH_ANY, EXPORT_MATCH_NET4, EXPORT_MATCH_NET6, EXPORT_MATCH_HOST };

@@ -27,7 +27,7 @@ struct fh_key {
 /* Load the key from STATE_DIR/fh.key, creating it (random, mode 0600) on first start. */
 int fh_key_load(struct fh_key *key, const char *state_dir);
 
-/* Returns the wire length (<= FH_WIRE_MAX). */
+/* Returns the wire length (<= FH_WIRE_MAX; 0 if bfh is empty or longer than FS_FH_MAX). */
 uint32_t fh_wrap(const struct fh_key *key, uint16_t export_id, const struct fs_fh *bfh,
                  uint8_t out[FH_WIRE_MAX]);
 

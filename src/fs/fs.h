@@ -161,4 +161,18 @@ struct fs_ops {
 
 extern const struct fs_ops fs_posix_ops;
 
+/* posix backend: cache at most this many open files per export opened afterwards
+ * (0, the default: a quarter of RLIMIT_NOFILE, at most 16384). */
+void fs_posix_set_cache_limit(unsigned max_fds);
+
+/*
+ * posix backend, thread hygiene. To make a run of requests from one user cost no
+ * system calls, the backend leaves a request thread's filesystem identity (fsuid,
+ * fsgid, supplementary groups; per thread in Linux) as the last caller's, and gives the
+ * thread a private umask of 0 (modes from clients are final). Code that creates or opens
+ * files itself on a thread that ran backend operations (state database, logs) calls
+ * this first to get the process's identity and umask back.
+ */
+void fs_posix_thread_reset(void);
+
 #endif

@@ -4,6 +4,7 @@
  * checks on file names that arrive in arguments.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include "nfs3/nfs3_proc.h"
@@ -20,6 +21,22 @@ void nfs3_squash_cred(const struct rpc_call *call, const struct export_rule *rul
     out->gid = rule->anongid;
 }
 
+bool nfs3_port_allowed(const struct rpc_call *call, const struct export_rule *rule)
+{
+    const struct sockaddr *sa = call->peer;
+    in_port_t port;
+
+    if (rule->opts & EXPORT_INSECURE)
+        return true;
+    if (sa->sa_family == AF_INET)
+        port = ((const struct sockaddr_in *)(const void *)sa)->sin_port;
+    else if (sa->sa_family == AF_INET6)
+        port = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port;
+    else
+        return true; /* a local socket: no ports */
+    return ntohs(port) < IPPORT_RESERVED;
+}
+
 nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_obj *obj)
 {
     struct nfs_service *svc = call->prog_ctx;
@@ -34,6 +51,8 @@ nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_ob
     obj->rule = export_client_rule(obj->ex, call->peer);
     if (!obj->rule)
         return NFS3ERR_ACCES;
+    if (!nfs3_port_allowed(call, obj->rule))
+        return NFS3ERR_PERM; /* as knfsd */
     nfs3_squash_cred(call, obj->rule, &obj->cred);
     return NFS3_OK;
 }
@@ -82,4 +101,22 @@ nfsstat3 nfs3_check_name(const filename3 *name, enum nfs3_name_use use)
 enum rpc_accept_status nfs3_reply(bool encoded)
 {
     return encoded ? RPC_SUCCESS : RPC_SYSTEM_ERR;
+}
+
+nfsstat3 nfs3_dir_change_begin(struct rpc_call *call, const nfs_fh3 *fh, const struct nfs3_obj *first,
+                               struct nfs3_dir_change *d)
+{
+    memset(d, 0, sizeof(*d));
+    nfsstat3 status = first ? nfs3_resolve_peer(call, fh, first, &d->dir) : nfs3_resolve(call, fh, &d->dir);
+    if (status != NFS3_OK)
+        return status;
+    d->resolved = true;
+    d->have_pre = nfs3_getattr(&d->dir, &d->pre) == 0;
+    return nfs3_read_only(&d->dir) ? NFS3ERR_ROFS : NFS3_OK;
+}
+
+void nfs3_dir_change_wcc(const struct nfs3_dir_change *d, wcc_data *w)
+{
+    if (d->resolved)
+        nfs3_wcc(&d->dir, d->have_pre ? &d->pre : NULL, NULL, w);
 }

@@ -45,12 +45,16 @@ nfsstat3 nfs3_status(int err);
 /* ---- nfs3_call.c ---- */
 
 /* Unwrap the filehandle and check the caller against the export's rules.
- * NFS3ERR_BADHANDLE (malformed or forged), NFS3ERR_STALE (unknown export or removed
- * object is found later by the backend), NFS3ERR_ACCES (no rule for this client). */
+ * NFS3ERR_BADHANDLE (malformed or forged), NFS3ERR_STALE (unknown export; a removed
+ * object is found later by the backend), NFS3ERR_ACCES (no rule for this client),
+ * NFS3ERR_PERM (an unreserved source port on a `secure` export). */
 nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_obj *obj);
 /* Same, for the second handle of LINK and RENAME: NFS3ERR_XDEV across exports. */
 nfsstat3 nfs3_resolve_peer(struct rpc_call *call, const nfs_fh3 *wire, const struct nfs3_obj *first,
                            struct nfs3_obj *obj);
+/* `secure` (the default): only clients on a reserved port (< 1024), which only root
+ * can bind, are served; `insecure` lifts that. */
+bool nfs3_port_allowed(const struct rpc_call *call, const struct export_rule *rule);
 /* The caller's credential after the rule's squash options (AUTH_NONE = anonymous). */
 void nfs3_squash_cred(const struct rpc_call *call, const struct export_rule *rule, struct fs_cred *out);
 
@@ -58,6 +62,28 @@ static inline bool nfs3_read_only(const struct nfs3_obj *obj)
 {
     return !(obj->rule->opts & EXPORT_RW);
 }
+
+/* `async` export: stable writes and COMMIT do not wait for the disk (the admin's
+ * choice, as with knfsd; the default is sync). */
+static inline bool nfs3_async(const struct nfs3_obj *obj)
+{
+    return obj->rule->opts & EXPORT_ASYNC;
+}
+
+/* A directory a procedure changes, with what its wcc data needs. */
+struct nfs3_dir_change {
+    struct nfs3_obj dir;
+    bool resolved; /* dir is valid */
+    bool have_pre; /* pre holds its attributes from before the change */
+    struct stat pre;
+};
+
+/* Resolve the directory (in first's export when first is not NULL), take its pre-op
+ * attributes and refuse read-only exports. */
+nfsstat3 nfs3_dir_change_begin(struct rpc_call *call, const nfs_fh3 *fh, const struct nfs3_obj *first,
+                               struct nfs3_dir_change *d);
+/* The directory's wcc data now (nothing when it was never resolved). */
+void nfs3_dir_change_wcc(const struct nfs3_dir_change *d, wcc_data *w);
 
 /* What a handler is about to do with a name, which decides how "." and ".." are
  * treated: looked up, refused as existing, or refused as invalid. */
@@ -87,6 +113,11 @@ void nfs3_post_op_fh(const struct nfs3_obj *obj, const struct fs_fh *fh, uint8_t
 /* sattr3 -> fs_setattr (mask 0 when nothing is to be set). */
 void nfs3_sattr_to_fs(const sattr3 *sa, struct fs_setattr *out);
 nfstime3 nfs3_time(struct timespec ts);
+
+/* ---- mount.c ---- */
+
+int mount_list_init(struct mount_list *ml);
+void mount_list_fini(struct mount_list *ml);
 
 /* ---- handlers ---- */
 

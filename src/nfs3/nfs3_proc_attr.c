@@ -82,13 +82,14 @@ enum rpc_accept_status nfs3_proc_setattr(struct rpc_call *call)
  * May the caller do `may` (FS_MAY_*) to the object, as open(2) would check it?
  * fs permission lets an owner read and write whatever the mode says (for I/O on files
  * opened before a chmod), but ACCESS must report what the mode allows, or a client
- * would let the owner open a 0444 file for writing. So the owner's answer comes from
- * the owner bits here; everyone else's from the backend.
+ * would let the owner open a 0444 file for writing. So the owner's bits are checked
+ * here as well; the backend still has its say (a read-only backing filesystem).
  */
 static bool nfs3_may(const struct nfs3_obj *obj, const struct stat *st, unsigned may)
 {
-    if (obj->cred.uid != 0 && obj->cred.uid == st->st_uid)
-        return ((st->st_mode >> 6) & may) == may;
+    bool owner = obj->cred.uid != 0 && obj->cred.uid == st->st_uid;
+    if (owner && ((st->st_mode >> 6) & may) != may)
+        return false;
     return NFS3_FS(obj, permission, &obj->cred, st, may) == 0;
 }
 

@@ -16,11 +16,10 @@ static nfsstat3 nfs3_io_check(const struct nfs3_obj *obj, const struct stat *st,
         return NFS3ERR_ISDIR;
     if (!S_ISREG(st->st_mode))
         return NFS3ERR_INVAL;
-    if (NFS3_FS(obj, permission, &obj->cred, st, may) == 0)
-        return NFS3_OK;
-    if (may == FS_MAY_READ && NFS3_FS(obj, permission, &obj->cred, st, FS_MAY_EXEC) == 0)
-        return NFS3_OK;
-    return NFS3ERR_ACCES;
+    int err = NFS3_FS(obj, permission, &obj->cred, st, may);
+    if (err && may == FS_MAY_READ && NFS3_FS(obj, permission, &obj->cred, st, FS_MAY_EXEC) == 0)
+        err = 0;
+    return nfs3_status(err);
 }
 
 /*
@@ -111,9 +110,11 @@ static nfsstat3 nfs3_write_obj(const struct nfs3_obj *obj, const WRITE3args *arg
     nfsstat3 st = nfs3_io_check(obj, pre, FS_MAY_WRITE);
     if (st != NFS3_OK)
         return st;
-    /* The backend writes exactly as durably as asked, so `committed` is `stable`. */
-    return nfs3_status(NFS3_FS(obj, write, &obj->fh, args->offset, args->data.val, args->count,
-                               nfs3_fs_stable(args->stable), written, post));
+    /* The backend writes exactly as durably as asked, so `committed` is `stable`;
+     * on an `async` export it is what the admin told us to claim. */
+    enum fs_stable how = nfs3_async(obj) ? FS_UNSTABLE : nfs3_fs_stable(args->stable);
+    return nfs3_status(NFS3_FS(obj, write, &obj->fh, args->offset, args->data.val, args->count, how,
+                               written, post));
 }
 
 enum rpc_accept_status nfs3_proc_write(struct rpc_call *call)
@@ -168,7 +169,7 @@ enum rpc_accept_status nfs3_proc_commit(struct rpc_call *call)
         res.status = NFS3ERR_ISDIR;
     else if (!S_ISREG(pre.st_mode))
         res.status = NFS3ERR_INVAL;
-    else
+    else if (!nfs3_async(&obj))
         res.status = nfs3_status(NFS3_FS(&obj, commit, &obj.fh, args.offset, args.count));
     if (res.status != NFS3_OK) {
         nfs3_wcc(&obj, &pre, NULL, &res.resfail.file_wcc);

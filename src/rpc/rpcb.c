@@ -57,18 +57,21 @@ static void fill(rpcb *r, const struct rpcb_service *s, const char *netid, const
     r->r_owner.len = 9;
 }
 
-static int for_each(const struct rpcb_service *svcs, unsigned n, uint16_t port, bool ipv6, bool set)
+static int for_each(const struct rpcb_service *svcs, unsigned n, uint16_t port, unsigned transports,
+                    bool set)
 {
     struct rpc_clnt *c = rpcb_connect();
     if (!c)
         return -ECONNREFUSED;
     int result = 0;
-    const char *netids[] = { "tcp", "tcp6" };
+    const char *netids[] = { "tcp", "udp", "tcp6", "udp6" }; /* in RPCB_* bit order */
     for (unsigned i = 0; i < n; i++) {
-        for (unsigned k = 0; k < (ipv6 ? 2u : 1u); k++) {
+        for (unsigned k = 0; k < 4; k++) {
             char uaddr[64];
             rpcb args;
-            rpcb_uaddr(uaddr, sizeof(uaddr), k == 1, port);
+            if (!(transports & (1u << k)))
+                continue;
+            rpcb_uaddr(uaddr, sizeof(uaddr), k >= 2, port);
             fill(&args, &svcs[i], netids[k], set ? uaddr : "");
             rpcb_call(c, RPCBPROC_UNSET, &args); /* a stale entry would make SET fail */
             if (!set)
@@ -85,12 +88,12 @@ static int for_each(const struct rpcb_service *svcs, unsigned n, uint16_t port, 
     return result;
 }
 
-int rpcb_register_all(const struct rpcb_service *svcs, unsigned n, uint16_t port, bool ipv6)
+int rpcb_register_all(const struct rpcb_service *svcs, unsigned n, uint16_t port, unsigned transports)
 {
-    return for_each(svcs, n, port, ipv6, true);
+    return for_each(svcs, n, port, transports, true);
 }
 
-int rpcb_unregister_all(const struct rpcb_service *svcs, unsigned n, bool ipv6)
+int rpcb_unregister_all(const struct rpcb_service *svcs, unsigned n, unsigned transports)
 {
-    return for_each(svcs, n, 0, ipv6, false);
+    return for_each(svcs, n, 0, transports, false);
 }

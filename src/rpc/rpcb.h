@@ -8,17 +8,20 @@
 #define PEERNFS_RPC_RPCB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct rpcb_service {
     uint32_t prog, vers;
 };
 
-/* Register every (prog, vers) for TCP over IPv4 (and IPv6 when ipv6) at `port`, after
+enum rpcb_transports { RPCB_TCP = 1, RPCB_UDP = 2, RPCB_TCP6 = 4, RPCB_UDP6 = 8 };
+
+/* Register every (prog, vers) on the given transports (RPCB_* bits) at `port`, after
  * clearing stale registrations of a previous instance. Returns 0 or -errno. */
-int rpcb_register_all(const struct rpcb_service *svcs, unsigned n, uint16_t port, bool ipv6);
+int rpcb_register_all(const struct rpcb_service *svcs, unsigned n, uint16_t port, unsigned transports);
 /* Remove them again (on shutdown). */
-int rpcb_unregister_all(const struct rpcb_service *svcs, unsigned n, bool ipv6);
+int rpcb_unregister_all(const struct rpcb_service *svcs, unsigned n, unsigned transports);
 
 /* The universal address "h1.h2.h3.h4.p1.p2" / "::.p1.p2" for a wildcard listener. */
 void rpcb_uaddr(char *buf, size_t len, bool ipv6, uint16_t port);

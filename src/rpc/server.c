@@ -52,6 +52,8 @@ struct job {
     struct rpc_cred cred;
     const struct prog_entry *prog;
     const struct rpc_proc_desc *proc;
+    struct sockaddr_storage peer; /* datagram sockets: who to answer */
+    socklen_t peer_len;
 };
 
 struct job_queue {
@@ -79,6 +81,7 @@ struct pool_thread {
 struct listener {
     struct ev_tag tag;
     int fd;
+    bool udp;
 };
 
 struct outbuf {
@@ -104,6 +107,7 @@ struct rpc_conn {
     uint32_t events; /* current epoll mask */
     bool read_paused;
     bool closed;
+    bool udp; /* a datagram socket: every datagram is a record from its own peer */
 };
 
 struct stat_counters {
@@ -272,9 +276,16 @@ static bool conn_queue_locked(struct rpc_conn *c, const uint8_t *data, size_t le
     return true;
 }
 
-/* Send one record (data starts with 4 bytes reserved for the record mark). */
-static void conn_send_record(struct rpc_conn *c, uint8_t *data, size_t len)
+/* Send one record (data starts with 4 bytes reserved for the record mark); `to` is the
+ * peer of a datagram socket. */
+static void conn_send_record(struct rpc_conn *c, uint8_t *data, size_t len,
+                             const struct sockaddr_storage *to, socklen_t tolen)
 {
+    if (c->udp) {
+        if (sendto(c->fd, data + 4, len - 4, MSG_DONTWAIT, (const struct sockaddr *)to, tolen) < 0)
+            log_debug("udp reply of %zu bytes not sent: %s", len - 4, strerror(errno));
+        return;
+    }
     xdr_put_be32(data, REC_LAST_FRAG | (uint32_t)(len - 4));
     pthread_mutex_lock(&c->send_mu);
     if (!c->closed) {
@@ -351,8 +362,8 @@ static void execute_job(struct worker *w, struct job *j)
     struct rpc_server *srv = j->conn->srv;
     struct rpc_call call = {
         .conn = j->conn,
-        .peer = (const struct sockaddr *)&j->conn->peer,
-        .peer_len = j->conn->peer_len,
+        .peer = (const struct sockaddr *)(j->conn->udp ? &j->peer : &j->conn->peer),
+        .peer_len = j->conn->udp ? j->peer_len : j->conn->peer_len,
         .xid = j->hdr.xid,
         .prog = j->hdr.prog,
         .vers = j->hdr.vers,
@@ -393,14 +404,15 @@ static void execute_job(struct worker *w, struct job *j)
         break;
     }
     atomic_fetch_add(&srv->st.replies, 1);
-    conn_send_record(j->conn, w->reply, len);
+    conn_send_record(j->conn, w->reply, len, &j->peer, j->peer_len);
     job_free(j);
 }
 
 /* Answer a call that never reaches a handler (bad version, unknown program, ...). */
-static void reply_error(struct worker *w, struct rpc_conn *c, enum rpc_parse_result pr,
-                        const struct rpc_call_hdr *h, uint32_t stat, uint32_t low, uint32_t high)
+static void reply_error(struct worker *w, struct rpc_conn *c, const struct job *j,
+                        enum rpc_parse_result pr, uint32_t stat, uint32_t low, uint32_t high)
 {
+    const struct rpc_call_hdr *h = &j->hdr;
     struct xdr_enc out;
     xdr_enc_init(&out, w->reply + 4, w->reply_cap - 4);
     if (pr == RPC_PARSE_RPC_MISMATCH)
@@ -412,7 +424,7 @@ static void reply_error(struct worker *w, struct rpc_conn *c, enum rpc_parse_res
     else
         rpc_enc_accepted(&out, h->xid, stat);
     atomic_fetch_add(&c->srv->st.rejected, 1);
-    conn_send_record(c, w->reply, 4 + xdr_enc_len(&out));
+    conn_send_record(c, w->reply, 4 + xdr_enc_len(&out), &j->peer, j->peer_len);
 }
 
 static const struct prog_entry *find_prog(const struct rpc_server *srv, uint32_t prog)
@@ -432,13 +444,18 @@ static const struct rpc_version_desc *find_vers(const struct prog_entry *p, uint
 }
 
 /* Parse a record and either answer it at once or return a job to execute. */
-static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec_slice *rec)
+static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec_slice *rec,
+                                const struct sockaddr_storage *from, socklen_t fromlen)
 {
     struct rpc_server *srv = c->srv;
     struct job *j = malloc(sizeof(*j));
     if (!j) {
         rbuf_put(rec->buf);
         return NULL;
+    }
+    if (from) {
+        memcpy(&j->peer, from, fromlen);
+        j->peer_len = fromlen;
     }
     enum rpc_parse_result pr = rpc_parse_call(rec->data, rec->len, &j->hdr, &j->cred);
     const struct prog_entry *p = NULL;
@@ -460,6 +477,7 @@ static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec
         }
     }
     if (pr == RPC_PARSE_CALL && stat == RPC_SUCCESS) {
+        j->next = NULL;
         j->conn = c;
         j->rec = *rec;
         j->prog = p;
@@ -471,7 +489,7 @@ static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec
     if (pr == RPC_PARSE_REPLY)
         log_debug("unexpected RPC reply xid %#x on a server connection, dropped", j->hdr.xid);
     else if (pr != RPC_PARSE_DROP)
-        reply_error(w, c, pr, &j->hdr, stat, p ? p->vers_low : 0, p ? p->vers_high : 0);
+        reply_error(w, c, j, pr, stat, p ? p->vers_low : 0, p ? p->vers_high : 0);
     rbuf_put(rec->buf);
     free(j);
     return NULL;
@@ -519,8 +537,45 @@ static void dispatch_jobs(struct loop *self, struct job *first)
     }
 }
 
+#define UDP_MAX_DATAGRAM 65536
+
+/* Each datagram is one record; read a bounded batch, then dispatch them. */
+static void udp_on_readable(struct rpc_conn *c)
+{
+    struct loop *l = c->loop;
+    struct job *head = NULL, **tail = &head;
+
+    for (int i = 0; i < 32; i++) {
+        struct rbuf *b = rbuf_new(UDP_MAX_DATAGRAM);
+        if (!b)
+            break;
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof(from);
+        ssize_t n = recvfrom(c->fd, b->data, b->cap, MSG_DONTWAIT | MSG_TRUNC,
+                             (struct sockaddr *)&from, &fromlen);
+        if (n < 0 || (size_t)n > b->cap) { /* EAGAIN, or truncated: drop */
+            rbuf_put(b);
+            if (n < 0)
+                break;
+            continue;
+        }
+        struct rec_slice rec = { .buf = b, .data = b->data, .len = (size_t)n };
+        struct job *j = prepare_call(&l->w, c, &rec, &from, fromlen);
+        if (j) {
+            *tail = j;
+            tail = &j->next;
+        }
+    }
+    if (head)
+        dispatch_jobs(l, head);
+}
+
 static void conn_on_readable(struct rpc_conn *c)
 {
+    if (c->udp) {
+        udp_on_readable(c);
+        return;
+    }
     struct loop *l = c->loop;
     struct job *head = NULL, **tail = &head;
     const char *close_why = NULL;
@@ -546,7 +601,7 @@ static void conn_on_readable(struct rpc_conn *c)
         struct rec_slice rec;
         enum rec_status rs;
         while ((rs = rec_reader_next(&c->rr, &rec)) == REC_OK) {
-            struct job *j = prepare_call(&l->w, c, &rec);
+            struct job *j = prepare_call(&l->w, c, &rec, NULL, 0);
             if (j) {
                 *tail = j;
                 tail = &j->next;
@@ -571,6 +626,44 @@ static void conn_on_readable(struct rpc_conn *c)
 
 /* ---------- accepting ---------- */
 
+/* A connection (or a UDP socket) registered with one of the loops; NULL on failure
+ * (fd closed). */
+static struct rpc_conn *conn_new(struct rpc_server *srv, int fd, const struct sockaddr_storage *ss,
+                                 socklen_t sl, bool udp)
+{
+    struct rpc_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->tag.kind = EV_CONN;
+    c->fd = fd;
+    c->srv = srv;
+    c->udp = udp;
+    if (ss)
+        c->peer = *ss;
+    c->peer_len = sl;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->inflight, 0);
+    rec_reader_init(&c->rr, srv->cfg.max_record);
+    pthread_mutex_init(&c->send_mu, NULL);
+    c->loop = &srv->loops[atomic_fetch_add(&srv->next_loop, 1) % srv->cfg.nloops];
+    c->events = EPOLLIN;
+    pthread_mutex_lock(&srv->conns_mu);
+    c->next = srv->conns;
+    if (c->next)
+        c->next->prev = c;
+    srv->conns = c;
+    pthread_mutex_unlock(&srv->conns_mu);
+    struct epoll_event e = { .events = EPOLLIN, .data.ptr = &c->tag };
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+        log_warn("epoll_ctl: %s", strerror(errno));
+        conn_close(c, "epoll_ctl failed");
+        return NULL;
+    }
+    return c;
+}
+
 static void accept_conns(struct rpc_server *srv, struct listener *ls)
 {
     for (;;) {
@@ -584,34 +677,9 @@ static void accept_conns(struct rpc_server *srv, struct listener *ls)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct rpc_conn *c = calloc(1, sizeof(*c));
-        if (!c) {
-            close(fd);
+        struct rpc_conn *c = conn_new(srv, fd, &ss, sl, false);
+        if (!c)
             continue;
-        }
-        c->tag.kind = EV_CONN;
-        c->fd = fd;
-        c->srv = srv;
-        c->peer = ss;
-        c->peer_len = sl;
-        atomic_init(&c->refs, 1);
-        atomic_init(&c->inflight, 0);
-        rec_reader_init(&c->rr, srv->cfg.max_record);
-        pthread_mutex_init(&c->send_mu, NULL);
-        c->loop = &srv->loops[atomic_fetch_add(&srv->next_loop, 1) % srv->cfg.nloops];
-        c->events = EPOLLIN;
-        pthread_mutex_lock(&srv->conns_mu);
-        c->next = srv->conns;
-        if (c->next)
-            c->next->prev = c;
-        srv->conns = c;
-        pthread_mutex_unlock(&srv->conns_mu);
-        struct epoll_event e = { .events = EPOLLIN, .data.ptr = &c->tag };
-        if (epoll_ctl(c->loop->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
-            log_warn("epoll_ctl: %s", strerror(errno));
-            conn_close(c, "epoll_ctl failed");
-            continue;
-        }
         atomic_fetch_add(&srv->st.accepted, 1);
         log_debug("connection fd %d accepted", fd);
     }
@@ -725,18 +793,18 @@ int rpc_server_add_program(struct rpc_server *srv, const struct rpc_program_desc
     return 0;
 }
 
-int rpc_server_listen(struct rpc_server *srv, const struct sockaddr *addr, socklen_t len)
+int rpc_server_listen(struct rpc_server *srv, const struct sockaddr *addr, socklen_t len, int type)
 {
     if (srv->nlisteners == MAX_LISTENERS)
         return -ENOSPC;
-    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(addr->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (addr->sa_family == AF_INET6) /* "::" must not take the IPv4 port too */
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, addr, len) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, addr, len) < 0 || (type == SOCK_STREAM && listen(fd, 1024) < 0)) {
         int err = -errno;
         close(fd);
         return err;
@@ -749,17 +817,18 @@ int rpc_server_listen(struct rpc_server *srv, const struct sockaddr *addr, sockl
     struct listener *ls = &srv->listeners[srv->nlisteners++];
     ls->tag.kind = EV_LISTENER;
     ls->fd = fd;
+    ls->udp = type == SOCK_DGRAM;
     return 0;
 }
 
-int rpc_server_listen_str(struct rpc_server *srv, const char *host, uint16_t port)
+int rpc_server_listen_str(struct rpc_server *srv, const char *host, uint16_t port, int type)
 {
     struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
     struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(port) };
     if (inet_pton(AF_INET, host, &s4.sin_addr) == 1)
-        return rpc_server_listen(srv, (struct sockaddr *)&s4, sizeof(s4));
+        return rpc_server_listen(srv, (struct sockaddr *)&s4, sizeof(s4), type);
     if (inet_pton(AF_INET6, host, &s6.sin6_addr) == 1)
-        return rpc_server_listen(srv, (struct sockaddr *)&s6, sizeof(s6));
+        return rpc_server_listen(srv, (struct sockaddr *)&s6, sizeof(s6), type);
     return -EINVAL;
 }
 
@@ -791,8 +860,15 @@ int rpc_server_start(struct rpc_server *srv)
     for (unsigned i = 0; i < srv->cfg.nloops; i++)
         if ((err = loop_init(srv, &srv->loops[i], (int)i)) < 0)
             return err;
-    /* listeners live in loop 0's set; accepted connections are spread over all loops */
+    /* TCP listeners live in loop 0's set; accepted connections and UDP sockets are
+     * spread over all loops */
     for (unsigned i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i].udp) {
+            int fd = dup(srv->listeners[i].fd); /* the conn owns and closes its fd */
+            if (fd < 0 || !conn_new(srv, fd, NULL, 0, true))
+                return -errno;
+            continue;
+        }
         struct epoll_event e = { .events = EPOLLIN, .data.ptr = &srv->listeners[i].tag };
         if (epoll_ctl(srv->loops[0].epfd, EPOLL_CTL_ADD, srv->listeners[i].fd, &e) < 0)
             return -errno;

@@ -1,5 +1,5 @@
 /*
- * RPC server: TCP listeners (IPv4 and IPv6), connections and request dispatch.
+ * RPC server: TCP and UDP listeners (IPv4 and IPv6), connections and request dispatch.
  *
  * Threads. `nloops` event-loop threads each own an epoll set; every connection belongs
  * to one loop, which reads it and reassembles records. A request is normally executed
@@ -29,9 +29,10 @@ struct rpc_server_config {
 };
 
 struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg);
-/* Listen on addr (TCP). Port 0 = ephemeral; rpc_server_port() tells the one bound. */
-int rpc_server_listen(struct rpc_server *srv, const struct sockaddr *addr, socklen_t len);
-int rpc_server_listen_str(struct rpc_server *srv, const char *host, uint16_t port);
+/* Listen on addr; type SOCK_STREAM (TCP) or SOCK_DGRAM (UDP). Port 0 = ephemeral;
+ * rpc_server_port() tells the last one bound. */
+int rpc_server_listen(struct rpc_server *srv, const struct sockaddr *addr, socklen_t len, int type);
+int rpc_server_listen_str(struct rpc_server *srv, const char *host, uint16_t port, int type);
 uint16_t rpc_server_port(const struct rpc_server *srv);
 int rpc_server_start(struct rpc_server *srv);
 /* Ask every thread to finish; returns at once (signal-safe). */

@@ -1,6 +1,7 @@
 #!/bin/bash
 # NFSv3 tests with the Linux kernel client (qemu guest) against peernfsd.
 #   run-nfs3.sh [PEERNFSD]        binary: $1, else $PEERNFSD, else build/bin/peernfsd
+# Needs root (exits 77, "skipped", otherwise) and the packages in README.md.
 # Makes its own network namespace (KC_NETNS, default kc-nfs3-PID, so it never touches a
 # namespace someone else uses), export directories under a temporary directory, an exports
 # file (main export rw,no_root_squash; ro export; root_squash export), starts peernfsd with
@@ -23,7 +24,10 @@ if [ -z "$REF" ]; then
   [ -x "$PEERNFSD" ] || { echo "run-nfs3.sh: no peernfsd binary at $PEERNFSD" >&2; exit 2; }
   export PEERNFSD=$(realpath "$PEERNFSD")
 fi
-[ "$(id -u)" = 0 ] || { echo "run-nfs3.sh: needs root (netns, qemu tap)" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "run-nfs3.sh: SKIP: needs root (netns, tap, qemu)" >&2; exit 77; }
+for c in qemu-system-x86_64 busybox mount.nfs rpcbind rpcinfo cpio depmod gcc nsenter unshare ss; do
+  command -v "$c" >/dev/null || { echo "run-nfs3.sh: $c missing: see README.md for the packages" >&2; exit 2; }
+done
 export KC_NETNS=${KC_NETNS:-kc-nfs3-$$}
 export KC_TIMEOUT=${KC_GUEST_TIMEOUT:-360}
 SRV=10.99.0.1
@@ -187,7 +191,7 @@ finish_guest restart
 log "SIGTERM server"
 srv_term; rc=$?
 [ $rc = 0 ] && ok "server exited within 10 s of SIGTERM" || bad "server did not exit within 10 s of SIGTERM (killed)"
-if [ -z "$REF" ]; then   # Ganesha leaves its registrations behind; peernfsd's manual says it removes them
+if [ -z "$REF" ]; then   # peernfsd(8): "the registrations are removed on SIGTERM/SIGINT"
   n=$(( $(registered 100003 3) + $(registered 100005 3) + $(registered 100005 1) ))
   [ "$n" = 0 ] && ok "rpcbind registrations removed on SIGTERM" \
     || bad "rpcbind registrations left after SIGTERM: $(srv_rpcinfo | awk '$1 == 100003 || $1 == 100005' | tr '\n' ';')"

@@ -86,7 +86,11 @@ start)
     [ -S /run/rpcbind.sock ] || { echo "rpcbind did not start" >&2; exit 1; }
     exec "$@"' sh "$D" "${cmd[@]}" </dev/null >>"$D/peernfsd.out" 2>>"$D/peernfsd.log" &
   echo $! > "$D/peernfsd.pid"
-  await_listen "$(pidof_file peernfsd)";;
+  if ! await_listen "$(pidof_file peernfsd)"; then   # leave nothing running behind
+    term_server || true; rb=$(pidof_file rpcbind)
+    alive "$rb" && { kill -TERM "$rb"; wait_gone "$rb" 5 || kill -KILL "$rb"; }
+    rm -f "$D/rpcbind.pid"; exit 1
+  fi;;
 restart)
   load_args
   rb=$(pidof_file rpcbind); alive "$rb" || { echo "$0: rpcbind not running (start first)" >&2; exit 1; }

@@ -1,0 +1,83 @@
+/*
+ * The NFSv3 program: its dispatch table, and the service state it shares with MOUNT.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nfs3/nfs3_proc.h"
+
+/*
+ * A verifier that differs on every start, so that clients notice a restart between
+ * an UNSTABLE WRITE and its COMMIT and send the data again. Random bytes; if the
+ * kernel has none to give, the start time in nanoseconds and the pid.
+ */
+static void nfs3_make_write_verf(uint8_t verf[8])
+{
+    if (getrandom(verf, 8, GRND_NONBLOCK) == 8)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t v = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 40);
+    for (int i = 0; i < 8; i++)
+        verf[i] = (uint8_t)(v >> (8 * i));
+}
+
+int nfs_service_init(struct nfs_service *svc, struct export_table *exports, const char *state_dir)
+{
+    memset(svc, 0, sizeof(*svc));
+    svc->exports = exports;
+    int err = fh_key_load(&svc->fh_key, state_dir);
+    if (err)
+        return err;
+    nfs3_make_write_verf(svc->write_verf);
+    return mount_list_init(&svc->mounts);
+}
+
+void nfs_service_fini(struct nfs_service *svc)
+{
+    mount_list_fini(&svc->mounts);
+    memset(svc, 0, sizeof(*svc));
+}
+
+/* All but NULL need AUTH_SYS: an NFS server acts as a user. WRITE and COMMIT may
+ * fsync, so they run on the blocking pool. */
+#define NFS3_PROC(fn, name, flags) {fn, name, RPC_PROC_NEED_AUTH_SYS | (flags)}
+
+static const struct rpc_proc_desc nfs3_procs[] = {
+    [NFSPROC3_NULL] = {nfs3_proc_null, "NULL", 0},
+    [NFSPROC3_GETATTR] = NFS3_PROC(nfs3_proc_getattr, "GETATTR", 0),
+    [NFSPROC3_SETATTR] = NFS3_PROC(nfs3_proc_setattr, "SETATTR", 0),
+    [NFSPROC3_LOOKUP] = NFS3_PROC(nfs3_proc_lookup, "LOOKUP", 0),
+    [NFSPROC3_ACCESS] = NFS3_PROC(nfs3_proc_access, "ACCESS", 0),
+    [NFSPROC3_READLINK] = NFS3_PROC(nfs3_proc_readlink, "READLINK", 0),
+    [NFSPROC3_READ] = NFS3_PROC(nfs3_proc_read, "READ", 0),
+    [NFSPROC3_WRITE] = NFS3_PROC(nfs3_proc_write, "WRITE", RPC_PROC_BLOCKING),
+    [NFSPROC3_CREATE] = NFS3_PROC(nfs3_proc_create, "CREATE", 0),
+    [NFSPROC3_MKDIR] = NFS3_PROC(nfs3_proc_mkdir, "MKDIR", 0),
+    [NFSPROC3_SYMLINK] = NFS3_PROC(nfs3_proc_symlink, "SYMLINK", 0),
+    [NFSPROC3_MKNOD] = NFS3_PROC(nfs3_proc_mknod, "MKNOD", 0),
+    [NFSPROC3_REMOVE] = NFS3_PROC(nfs3_proc_remove, "REMOVE", 0),
+    [NFSPROC3_RMDIR] = NFS3_PROC(nfs3_proc_rmdir, "RMDIR", 0),
+    [NFSPROC3_RENAME] = NFS3_PROC(nfs3_proc_rename, "RENAME", 0),
+    [NFSPROC3_LINK] = NFS3_PROC(nfs3_proc_link, "LINK", 0),
+    [NFSPROC3_READDIR] = NFS3_PROC(nfs3_proc_readdir, "READDIR", 0),
+    [NFSPROC3_READDIRPLUS] = NFS3_PROC(nfs3_proc_readdirplus, "READDIRPLUS", 0),
+    [NFSPROC3_FSSTAT] = NFS3_PROC(nfs3_proc_fsstat, "FSSTAT", 0),
+    [NFSPROC3_FSINFO] = NFS3_PROC(nfs3_proc_fsinfo, "FSINFO", 0),
+    [NFSPROC3_PATHCONF] = NFS3_PROC(nfs3_proc_pathconf, "PATHCONF", 0),
+    [NFSPROC3_COMMIT] = NFS3_PROC(nfs3_proc_commit, "COMMIT", RPC_PROC_BLOCKING),
+};
+
+static const struct rpc_version_desc nfs3_versions[] = {
+    {NFS_V3, sizeof(nfs3_procs) / sizeof(nfs3_procs[0]), nfs3_procs},
+};
+
+const struct rpc_program_desc nfs3_program = {
+    .prog = NFS_PROGRAM,
+    .name = "nfs",
+    .nvers = 1,
+    .versions = nfs3_versions,
+};

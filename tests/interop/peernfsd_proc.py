@@ -1,0 +1,79 @@
+"""Start and stop a real peernfsd for interop tests (no rpcbind: fixed loopback port)."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Peernfsd:
+    """peernfsd on 127.0.0.1 and ::1 exporting a fresh temp directory."""
+
+    def __init__(self, binary, exports_opts="rw,no_root_squash", extra_args=()):
+        self.binary = binary
+        self.tmp = tempfile.mkdtemp(prefix="peernfs-interop-")
+        self.export = os.path.join(self.tmp, "export")
+        os.mkdir(self.export)
+        self.state = os.path.join(self.tmp, "state")
+        self.port = free_port()
+        self.exports_file = os.path.join(self.tmp, "exports")
+        with open(self.exports_file, "w") as f:
+            f.write(f"{self.export} *({exports_opts})\n")
+        self.log_path = os.path.join(self.tmp, "peernfsd.log")
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    def start(self, timeout=10):
+        args = [self.binary, "--no-rpcbind", "-p", str(self.port), "-l", "127.0.0.1", "-l", "::1",
+                "--state-dir", self.state, "--exports", self.exports_file, "-d", "info"]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args + self.extra_args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"peernfsd exited with {self.proc.returncode}: {self.read_log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("peernfsd did not start listening: " + self.read_log())
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15):
+        """SIGTERM; returns the exit status (must be 0 for a clean shutdown)."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError("peernfsd did not stop on SIGTERM")
+        self.log.close()
+        return self.proc.returncode
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
