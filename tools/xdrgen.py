@@ -339,7 +339,7 @@ class Parser:
             self.next()
             if self.at("void"):
                 self.err("cannot typedef void")
-            d = self.declaration(None, typedef=True)
+            d = self.declaration(None)
             self.expect(";", "after typedef")
             if d.kind == "void":
                 self.err("cannot typedef void", d.line)
@@ -478,7 +478,7 @@ class Parser:
         self.next()
         return TypeSpec("named", t.line, name=v)
 
-    def declaration(self, parent, typedef=False):
+    def declaration(self, parent):
         t = self.peek()
         if self.accept("void"):
             return Decl("void", None, None, t.line)
@@ -527,9 +527,9 @@ class Parser:
         ts = self.type_spec(None)
         if ts.anon is not None:
             self.err("anonymous types are not allowed in procedure definitions")
-        return {"uint": "unsigned int", "uhyper": "unsigned hyper"}.get(ts.kind, ts.name
-                                                                        if ts.kind == "named"
-                                                                        else ts.kind)
+        if ts.kind == "named":
+            return ts.name
+        return {"uint": "unsigned int", "uhyper": "unsigned hyper"}.get(ts.kind, ts.kind)
 
     def program(self):
         self.expect("program")
@@ -1170,7 +1170,7 @@ class Gen:
         lines.append("}")
         return lines
 
-    def union_switch(self, d, fn, lvbase, samp=False):
+    def union_switch(self, d, fn):
         s = self.s
         disc = "v->%s" % d.disc.name
         sw = "(int)%s" % disc if d.disc_kind == "bool" else disc
@@ -1211,7 +1211,7 @@ class Gen:
                 body += self.enc(f, "v->%s" % f.name)
         else:
             body = self.enc(d.disc, "v->%s" % d.disc.name)
-            body += self.union_switch(d, self.enc, "v")
+            body += self.union_switch(d, self.enc)
         body.append("return true;")
         return self.func(self.sig_enc(d), body)
 
@@ -1245,7 +1245,7 @@ class Gen:
                 body += self.dec(f, "v->%s" % f.name)
         else:
             body = self.dec(d.disc, "v->%s" % d.disc.name)
-            body += self.union_switch(d, self.dec, "v")
+            body += self.union_switch(d, self.dec)
         body.append("return true;")
         return self.func(self.sig_dec(d), body)
 

@@ -31,7 +31,7 @@ struct export_rule {
     enum export_match_kind kind;
     uint8_t addr[16];   /* NET4: first 4 bytes; NET6: 16 */
     uint8_t prefix_len; /* bits */
-    char *host;         /* HOST: a name (resolved at load and on reload) or a wildcard pattern */
+    char *host;         /* HOST: a name or a wildcard pattern, lower case (resolved when matched) */
     unsigned opts;
     uint32_t anonuid, anongid; /* default 65534 */
 };
@@ -66,7 +66,12 @@ struct export *export_by_id(const struct export_table *t, uint16_t id);
  * only export when there is exactly one. */
 struct export *export_by_path(const struct export_table *t, const char *path, size_t len);
 
-/* The first rule of `ex` that matches the client address, or NULL (no access). */
+/* The first rule of `ex` that matches the client address, or NULL (no access). The
+ * parser orders each export's rules as exports(5) specifies precedence: single hosts
+ * (address or name), then IP networks, then wildcard names, then `*`; rules of one type
+ * in the order written. IPv4-mapped IPv6 addresses match IPv4 rules. Names: a plain name
+ * matches the addresses it resolves to, a wildcard the client's verified reverse name
+ * (both cached for a minute). */
 const struct export_rule *export_client_rule(const struct export *ex, const struct sockaddr *sa);
 
 /* Map the caller's identity through the rule's squash options. */

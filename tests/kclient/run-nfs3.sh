@@ -15,7 +15,8 @@
 # logs stay in the printed directory when something failed (or with KC_KEEP=1).
 # Env: KC_REFERENCE=ganesha runs the same tests against NFS-Ganesha instead (checks the
 #      tests themselves); KC_CAPTURE=1 (pcap per guest run), KC_VERBOSE=1, KC_GUEST_TIMEOUT
-#      (seconds per guest, 360), KC_KILL_DELAY (seconds of writing before the kill, 3).
+#      (seconds per guest, 360), KC_KILL_DELAY (seconds of writing before the kill, 3),
+#      KC_MOUNT_OPTS (mount options of every guest mount, default vers=3,nolock).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REF=${KC_REFERENCE:-}
@@ -31,6 +32,7 @@ done
 export KC_NETNS=${KC_NETNS:-kc-nfs3-$$}
 export KC_TIMEOUT=${KC_GUEST_TIMEOUT:-360}
 SRV=10.99.0.1
+export KC_EXPORT_OPTS=${KC_MOUNT_OPTS:-vers=3,nolock}   # the name nfs3-exports.sh reads
 T=$(mktemp -d /tmp/kclient-nfs3.XXXXXX); chmod 755 "$T"
 S=$T/server                        # peernfsd-netns.sh run dir / ganesha dir
 FAILS=(); NPASS=0; GUEST_PIDS=()
@@ -102,7 +104,7 @@ start_guest() {
   local name=$1 test=$2; shift 2
   GUEST_DIR=$T/guest-$name; mkdir -p "$GUEST_DIR/share"
   for f in "$@"; do cp "$f" "$GUEST_DIR/share/"; done
-  KC_RUNDIR=$GUEST_DIR setsid "$HERE/run-guest.sh" "$SRV:$EXP_PATH" vers=3,nolock "$test" \
+  KC_RUNDIR=$GUEST_DIR setsid "$HERE/run-guest.sh" "$SRV:$EXP_PATH" "$KC_EXPORT_OPTS" "$test" \
     > "$T/$name.out" 2>&1 < /dev/null &
   GUEST_PID=$!; GUEST_PIDS+=("$GUEST_PID")
 }
@@ -152,7 +154,7 @@ done
 exit $total
 EOF
 export KC_RO_EXPORT=$RO_PATH KC_SQ_EXPORT=$SQ_PATH KC_RO_MD5=$RO_MD5
-export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5"
+export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_EXPORT_OPTS"
 start_guest basic "$T/guest1.sh" "$HERE/guest/nfs3-basic.sh" "$HERE/guest/nfs3-exports.sh"
 finish_guest basic
 # host side of the squash check: who owns the file that root created through the export

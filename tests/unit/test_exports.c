@@ -220,8 +220,6 @@ static void test_id_collision_detected(void)
     /* find two paths whose hashed ids collide, then check the parser refuses them */
     struct export_table t;
     char err[512], text[256];
-    uint16_t seen[65536 / 16];
-    memset(seen, 0, sizeof(seen));
     static int idx_of[65536];
     memset(idx_of, -1, sizeof(idx_of));
     for (int i = 0; i < 100000; i++) {
