@@ -557,7 +557,7 @@ def table(recs):
         hdr += ['%s %s' % (h, l) for l in lab] + (['%s/%s' % tuple(lab)] if two else [])
     sep += ['--:'] * (len(hdr) - 1)
     rows = ['| ' + ' | '.join(hdr) + ' |', '|' + '|'.join(sep) + '|']
-    notes = []
+    notes, fails = [], {}
     for cid in ids:
         vals, ran = [], []
         for s in servers:
@@ -569,9 +569,10 @@ def table(recs):
             bad = [r for r in rs if not r.get('ok')]
             if rs and bad:
                 err = (bad[-1].get('stderr') or '').strip().splitlines()
-                notes.append('%s %s: %d of %d runs failed (rc=%s%s)' % (
-                    cid, s, len(bad), len(rs), bad[-1].get('rc'),
-                    ': ' + err[-1][:120] if err else ''))
+                why = 'rc=%s%s' % (bad[-1].get('rc'),
+                                   ': ' + err[-1][:120] if err else '')
+                fails.setdefault((s, why), []).append(
+                    '%s (%d of %d runs)' % (cid, len(bad), len(rs)))
             if v and v['errors']:
                 notes.append('%s %s: %d op errors' % (cid, s, v['errors']))
         wl = cid.split('/')[1]
@@ -609,6 +610,8 @@ def table(recs):
         if two:
             row.append(ratio(*xs) if None not in xs else '')
     rows.append('| ' + ' | '.join(row) + ' |')
+    notes = ['%s failed in %s: %s' % (s, ', '.join(where), why)
+             for (s, why), where in fails.items()] + notes
     legend = ', '.join('%s = %s' % (l, s) for l, s in zip(lab, servers))
     if two:
         legend += '; %s/%s = ratio' % tuple(lab)

@@ -142,11 +142,12 @@ check "big directory gone" no "$([ -e big ] && echo yes || echo no)"
 check "big directory not listed" 0 "$(ls | grep -c '^big$')"
 
 # --- statfs
-set -- $(df -k . | tail -1)
-echo "df: $*"
-[ "$2" -gt 0 ] 2>/dev/null && ok "df: total $2 KiB > 0" || bad "df: total '$2'"
-[ "$3" -le "$2" ] 2>/dev/null && ok "df: used $3 <= total" || bad "df: used '$3' > total '$2'"
-[ "$4" -le "$2" ] 2>/dev/null && ok "df: avail $4 <= total" || bad "df: avail '$4' > total '$2'"
+# df puts a long source name on a line of its own: take the numbers from the end
+set -- $(df -k . | tail -n +2 | awk '{for (i = 1; i <= NF; i++) f[++n] = $i} END {print f[n-4], f[n-3], f[n-2]}')
+echo "df: total $1 used $2 avail $3 KiB"
+[ "$1" -gt 0 ] 2>/dev/null && ok "df: total $1 KiB > 0" || bad "df: total '$1'"
+[ "$2" -le "$1" ] 2>/dev/null && ok "df: used $2 <= total" || bad "df: used '$2' > total '$1'"
+[ "$3" -le "$1" ] 2>/dev/null && ok "df: avail $3 <= total" || bad "df: avail '$3' > total '$1'"
 set -- $(stat -f -c '%b %f %a %c %d' .)
 echo "statfs: blocks $1 free $2 avail $3 files $4 ffree $5"
 [ "$3" -le "$2" ] 2>/dev/null && ok "statfs: avail <= free" || bad "statfs: avail '$3' > free '$2'"
