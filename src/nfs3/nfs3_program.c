@@ -78,6 +78,6 @@ static const struct rpc_version_desc nfs3_versions[] = {
 const struct rpc_program_desc nfs3_program = {
     .prog = NFS_PROGRAM,
     .name = "nfs",
-    .nvers = 1,
+    .nvers = sizeof(nfs3_versions) / sizeof(nfs3_versions[0]),
     .versions = nfs3_versions,
 };

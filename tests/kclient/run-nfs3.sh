@@ -98,13 +98,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
 
-# run_guest NAME TEST_SCRIPT [extra scripts for the share]: boots one guest (in the
-# background, own process group), output in $T/NAME.out; sets GUEST_PID and GUEST_DIR
+# start_guest NAME MOUNT_OPTS TEST_SCRIPT [files for the 9p share]: boots one guest in the
+# background (own process group), output in $T/NAME.out; sets GUEST_PID and GUEST_DIR
 start_guest() {
-  local name=$1 test=$2; shift 2
+  local name=$1 opts=$2 test=$3; shift 3
   GUEST_DIR=$T/guest-$name; mkdir -p "$GUEST_DIR/share"
   for f in "$@"; do cp "$f" "$GUEST_DIR/share/"; done
-  KC_RUNDIR=$GUEST_DIR setsid "$HERE/run-guest.sh" "$SRV:$EXP_PATH" "$KC_EXPORT_OPTS" "$test" \
+  KC_RUNDIR=$GUEST_DIR setsid "$HERE/run-guest.sh" "$SRV:$EXP_PATH" "$opts" "$test" \
     > "$T/$name.out" 2>&1 < /dev/null &
   GUEST_PID=$!; GUEST_PIDS+=("$GUEST_PID")
 }
@@ -155,7 +155,7 @@ exit $total
 EOF
 export KC_RO_EXPORT=$RO_PATH KC_SQ_EXPORT=$SQ_PATH KC_RO_MD5=$RO_MD5
 export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_EXPORT_OPTS"
-start_guest basic "$T/guest1.sh" "$HERE/guest/nfs3-basic.sh" "$HERE/guest/nfs3-exports.sh"
+start_guest basic "$KC_EXPORT_OPTS" "$T/guest1.sh" "$HERE/guest/nfs3-basic.sh" "$HERE/guest/nfs3-exports.sh"
 finish_guest basic
 # host side of the squash check: who owns the file that root created through the export
 if probe=$(cat "$GUEST_DIR/share/squash-probe" 2>/dev/null) && [ -n "$probe" ]; then
@@ -171,7 +171,9 @@ else bad "root_squash: the guest left no squash-probe"; fi
 # --- guest 2: kill -9 and restart the server under a writer
 log "guest 2: nfs3-restart.sh (server killed and restarted under load)"
 unset KC_ENV_EXTRA
-start_guest restart "$HERE/guest/nfs3-restart.sh"
+# wsize 256 KiB: each 1 MiB file then goes out as UNSTABLE WRITEs + COMMIT, so a restart
+# in the middle of a flush exercises the write verifier (the client must resend)
+start_guest restart "$KC_EXPORT_OPTS,wsize=262144" "$HERE/guest/nfs3-restart.sh"
 for ((i = 0; i < 240; i++)); do            # the guest boots and writes its first file
   [ -e "$GUEST_DIR/share/restart.writing" ] && break
   kill -0 "$GUEST_PID" 2>/dev/null || break; sleep 0.5

@@ -15,6 +15,8 @@ ok() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=$((fail+1)); }
 check() { if [ "$2" = "$3" ]; then ok "$1 ($3)"; else bad "$1: expected '$2', got '$3'"; fi; }
 up() { cut -d' ' -f1 /proc/uptime; }
+# opcount OP: NFS calls of that procedure sent on this mount so far (mountstats)
+opcount() { awk -v op="$1:" '$1=="device" {m=($5==ENVIRON["NFS_MNT"])} m && $1==op {print $2; exit}' /proc/self/mountstats; }
 elapsed() { awk -v a="$1" -v b="$(up)" 'BEGIN {printf "%d", b-a}'; }
 minsecs=${KC_RESTART_SECS:-20}; maxsecs=${KC_RESTART_MAX:-120}
 
@@ -24,6 +26,7 @@ rm -f /host/restart.writing
 echo "early file, opened before the restart" > "$d/early"
 exec 3< "$d/early"
 
+w0=$(opcount WRITE); c0=$(opcount COMMIT)
 t0=$(up); n=0; after=0; werr=0; maxlat=0; maxname=
 while :; do
   n=$((n+1)); name=$(printf 'f%04d' $n)
@@ -46,6 +49,9 @@ while :; do
   [ "$e" -ge "$maxsecs" ] && break
 done
 echo "writer: $n files in $(elapsed "$t0")s, $after after the restart; slowest write+sync ${maxlat}s ($maxname)"
+# informational: with wsize < 1 MiB a file is several UNSTABLE WRITEs + COMMIT; a restart in
+# between changes the write verifier and the client sends the uncommitted WRITEs again
+echo "writer: WRITE calls $(( $(opcount WRITE) - w0 )), COMMIT calls $(( $(opcount COMMIT) - c0 )), mount: $(grep " $NFS_MNT " /proc/mounts | grep -o 'wsize=[0-9]*')"
 
 [ -e /host/restart.restarted ] && ok "host restarted the server while we wrote" || bad "no restart flag from the host within ${maxsecs}s"
 check "writes that failed" 0 "$werr"
