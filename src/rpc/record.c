@@ -1,14 +1,37 @@
 #include "rpc/record.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "xdr/xdr.h"
 
+/*
+ * Buffers for big records (a 1 MiB WRITE) come in one size class and are recycled, so
+ * receiving into them touches pages that are already mapped instead of faulting in 256
+ * fresh pages per request. Smaller buffers come from malloc, which reuses warm memory
+ * by itself at these sizes.
+ */
+#define RBUF_BIG_CAP ((1u << 20) + (128u << 10))
+#define RBUF_BIG_SPARES 16
+
+static struct {
+    pthread_mutex_t mu;
+    struct rbuf *free[RBUF_BIG_SPARES];
+    unsigned n;
+} big_spares = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
 struct rbuf *rbuf_new(size_t cap)
 {
-    struct rbuf *b = malloc(sizeof(*b) + cap);
-    if (!b)
+    struct rbuf *b = NULL;
+    if (cap > REC_DEFAULT_BUF && cap <= RBUF_BIG_CAP) {
+        cap = RBUF_BIG_CAP;
+        pthread_mutex_lock(&big_spares.mu);
+        if (big_spares.n)
+            b = big_spares.free[--big_spares.n];
+        pthread_mutex_unlock(&big_spares.mu);
+    }
+    if (!b && !(b = malloc(sizeof(*b) + cap)))
         return NULL;
     atomic_init(&b->refs, 1);
     b->cap = cap;
@@ -17,8 +40,17 @@ struct rbuf *rbuf_new(size_t cap)
 
 void rbuf_put(struct rbuf *b)
 {
-    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
-        free(b);
+    if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (b->cap == RBUF_BIG_CAP) {
+        pthread_mutex_lock(&big_spares.mu);
+        if (big_spares.n < RBUF_BIG_SPARES) {
+            big_spares.free[big_spares.n++] = b;
+            b = NULL;
+        }
+        pthread_mutex_unlock(&big_spares.mu);
+    }
+    free(b);
 }
 
 void rec_reader_init(struct rec_reader *r, size_t max_record)
@@ -63,7 +95,7 @@ uint8_t *rec_reader_space(struct rec_reader *r, size_t *avail)
     r->scan -= r->rec_start;
     r->rec_start = 0;
     r->len = keep;
-    *avail = cap - keep;
+    *avail = nb->cap - keep;
     return nb->data + keep;
 }
 

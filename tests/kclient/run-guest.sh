@@ -34,7 +34,10 @@ for v in ${KC_ENV_EXTRA:-}; do
   val=${!v-}; printf "export %s='%s'\n" "$v" "${val//\'/$sq}" >> "$RUN/share/env"
 done
 
-cap=
+cap= tl= qpid=
+# interrupted: stop qemu too (timeout runs it in a process group of its own, so a signal
+# to ours does not reach it), then the capture and the console tail
+trap 'for p in $qpid $cap $tl; do kill -TERM "$p" 2>/dev/null; done; exit 130' INT TERM
 if [ -n "${KC_CAPTURE:-}" ]; then
   ip netns exec "$NS" tshark -q -i "$TAP" -w "$RUN/capture.pcap" 2>"$RUN/tshark.log" & cap=$!
   for _ in $(seq 50); do grep -q Capturing "$RUN/tshark.log" 2>/dev/null && break; sleep 0.2; done
@@ -48,8 +51,8 @@ timeout -k 10 "${KC_TIMEOUT:-900}" ip netns exec "$NS" qemu-system-x86_64 \
   -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initramfs.cpio" \
   -append "console=ttyS0 quiet panic=-1 ${KC_APPEND:-}" \
   -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" -device "virtio-net-pci,netdev=n0,mac=52:54:00:99:00:$(printf %02x "$N")" \
-  -fsdev "local,id=fs0,path=$RUN/share,security_model=none" -device virtio-9p-pci,fsdev=fs0,mount_tag=kchost \
-  || qrc=$?
+  -fsdev "local,id=fs0,path=$RUN/share,security_model=none" -device virtio-9p-pci,fsdev=fs0,mount_tag=kchost &
+qpid=$!; wait "$qpid" || qrc=$?; qpid=
 t1=$(date +%s.%N)
 [ -n "${tl:-}" ] && kill "$tl" 2>/dev/null
 [ -n "$cap" ] && { kill -INT "$cap" 2>/dev/null; wait "$cap" 2>/dev/null || true; }

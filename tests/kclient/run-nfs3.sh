@@ -16,7 +16,9 @@
 # Env: KC_REFERENCE=ganesha runs the same tests against NFS-Ganesha instead (checks the
 #      tests themselves); KC_CAPTURE=1 (pcap per guest run), KC_VERBOSE=1, KC_GUEST_TIMEOUT
 #      (seconds per guest, 360), KC_KILL_DELAY (seconds of writing before the kill, 3),
-#      KC_MOUNT_OPTS (mount options of every guest mount, default vers=3,nolock).
+#      KC_MOUNT_OPTS (mount options of every guest mount, default vers=3,nolock),
+#      KC_DEADLINE (seconds, 840: then everything is stopped and the run fails; below
+#      the ctest TIMEOUT, so cleanup still happens).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REF=${KC_REFERENCE:-}
@@ -36,6 +38,9 @@ export KC_EXPORT_OPTS=${KC_MOUNT_OPTS:-vers=3,nolock}   # the name nfs3-exports.
 T=$(mktemp -d /tmp/kclient-nfs3.XXXXXX); chmod 755 "$T"
 S=$T/server                        # peernfsd-netns.sh run dir / ganesha dir
 FAILS=(); NPASS=0; GUEST_PIDS=()
+# watchdog: TERM ourselves at the deadline; the trap below cleans up
+( sleep "${KC_DEADLINE:-840}"; echo "run-nfs3.sh: deadline of ${KC_DEADLINE:-840}s reached" >&2; kill -TERM $$ ) &
+WATCHDOG=$!
 
 ok() { echo "PASS: host: $*"; NPASS=$((NPASS + 1)); }
 bad() { echo "FAIL: host: $*"; FAILS+=("host: $*"); }
@@ -91,6 +96,7 @@ registered_soon() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  kill "$WATCHDOG" 2>/dev/null
   for p in "${GUEST_PIDS[@]}"; do kill -- "-$p" 2>/dev/null; done   # setsid: pgid = pid
   for p in "${GUEST_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   srv_stop
@@ -175,8 +181,8 @@ else bad "root_squash: the guest left no squash-probe"; fi
 # --- guest 2: kill -9 and restart the server under a writer
 log "guest 2: nfs3-restart.sh (server killed and restarted under load)"
 unset KC_ENV_EXTRA
-# wsize 256 KiB: each 1 MiB file then goes out as UNSTABLE WRITEs + COMMIT, so a restart
-# in the middle of a flush exercises the write verifier (the client must resend)
+# wsize 256 KiB: each 1 MiB file then goes out as UNSTABLE WRITEs + COMMIT, so a kill during
+# a flush leaves uncommitted writes that the client must send again to the new instance
 start_guest restart "$KC_EXPORT_OPTS,wsize=262144" "$HERE/guest/nfs3-restart.sh"
 for ((i = 0; i < 240; i++)); do            # the guest boots and writes its first file
   [ -e "$GUEST_DIR/share/restart.writing" ] && break
