@@ -688,6 +688,8 @@ def record(md_table, run, path=RESULTS_MD):
                          ('ganesha', 'NFS-Ganesha'), ('libnfs', 'libnfs'),
                          ('export_fs', 'export filesystem')):
             f.write('| %s | %s |\n' % (label, m.get(k, '?')))
+        f.write('| peernfsd binary | `%s` %s |\n' % (
+            p['peernfsd'], p.get('peernfsd_args', '')))
         f.write('| parameters | --secs %s --reps %s --size %s MiB |\n'
                 % (p['secs'], p['reps'], p['size']))
         f.write('| command | `%s` |\n\n' % run['argv'])
