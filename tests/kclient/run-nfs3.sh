@@ -38,8 +38,13 @@ export KC_EXPORT_OPTS=${KC_MOUNT_OPTS:-vers=3,nolock}   # the name nfs3-exports.
 T=$(mktemp -d /tmp/kclient-nfs3.XXXXXX); chmod 755 "$T"
 S=$T/server                        # peernfsd-netns.sh run dir / ganesha dir
 FAILS=(); NPASS=0; GUEST_PIDS=()
-# watchdog: TERM ourselves at the deadline; the trap below cleans up
-( sleep "${KC_DEADLINE:-840}"; echo "run-nfs3.sh: deadline of ${KC_DEADLINE:-840}s reached" >&2; kill -TERM $$ ) &
+# watchdog: SIGALRM to us at the deadline; the traps below clean up. It must not keep our
+# stdout open (ctest waits for EOF) and takes its sleep along when it is stopped.
+(
+  exec </dev/null >/dev/null 2>&1
+  trap 'kill "$s"; exit 0' TERM
+  sleep "${KC_DEADLINE:-840}" & s=$!; wait "$s" && kill -ALRM $$
+) &
 WATCHDOG=$!
 
 ok() { echo "PASS: host: $*"; NPASS=$((NPASS + 1)); }
@@ -95,7 +100,7 @@ registered_soon() {
 
 cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ALRM
   kill "$WATCHDOG" 2>/dev/null
   for p in "${GUEST_PIDS[@]}"; do kill -- "-$p" 2>/dev/null; done   # setsid: pgid = pid
   for p in "${GUEST_PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -107,6 +112,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
+trap 'echo "run-nfs3.sh: deadline of ${KC_DEADLINE:-840}s reached" >&2; exit 124' ALRM
 
 # start_guest NAME MOUNT_OPTS TEST_SCRIPT [files for the 9p share]: boots one guest in the
 # background (own process group), output in $T/NAME.out; sets GUEST_PID and GUEST_DIR
