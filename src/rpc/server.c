@@ -42,6 +42,7 @@ struct worker {
     uint8_t *reply;
     size_t reply_cap;
     uint8_t *arena;
+    bool recyclable; /* reply buffers are max_reply-sized and may move to a send queue */
 };
 
 struct job {
@@ -174,6 +175,7 @@ static int worker_init(struct worker *w, int index, size_t reply_cap)
 {
     w->index = index;
     w->reply_cap = reply_cap;
+    w->recyclable = true;
     w->reply = malloc(reply_cap);
     w->arena = malloc(ARENA_SIZE);
     return (w->reply && w->arena) ? 0 : -ENOMEM;
@@ -313,7 +315,7 @@ static void conn_close(struct rpc_conn *c, const char *why)
 /* Queue the unsent tail [data, data+len) of the worker's reply; caller holds send_mu. */
 static bool conn_queue_locked(struct rpc_conn *c, struct worker *w, uint8_t *data, size_t len)
 {
-    bool move = len > OUT_COPY_MAX;
+    bool move = len > OUT_COPY_MAX && w->recyclable;
     struct outbuf *o = malloc(sizeof(*o) + (move ? 0 : len));
     if (!o)
         return false;
@@ -477,6 +479,74 @@ static void execute_job(struct worker *w, struct job *j)
     atomic_fetch_add(&srv->st.replies, 1);
     conn_send_record(j->conn, w, len, &j->peer, j->peer_len);
     job_free(j);
+}
+
+/* ---------- deferred replies ---------- */
+
+struct rpc_deferred {
+    struct rpc_conn *conn; /* holds a reference */
+    uint32_t xid;
+    struct sockaddr_storage peer; /* datagram sockets: who to answer */
+    socklen_t peer_len;
+};
+
+struct rpc_deferred *rpc_call_defer(struct rpc_call *call)
+{
+    struct rpc_deferred *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->conn = call->conn;
+    d->xid = call->xid;
+    if (call->peer && call->peer_len <= sizeof(d->peer)) {
+        memcpy(&d->peer, call->peer, call->peer_len);
+        d->peer_len = call->peer_len;
+    }
+    conn_get(d->conn);
+    return d;
+}
+
+const struct sockaddr *rpc_deferred_peer(const struct rpc_deferred *d, socklen_t *len)
+{
+    *len = d->peer_len;
+    return (const struct sockaddr *)&d->peer;
+}
+
+void rpc_deferred_drop(struct rpc_deferred *d)
+{
+    if (!d)
+        return;
+    conn_put(d->conn);
+    free(d);
+}
+
+#define DEFERRED_REPLY_MAX (64 * 1024)
+
+int rpc_deferred_reply(struct rpc_deferred *d, enum rpc_accept_status st,
+                       bool (*enc)(struct xdr_enc *x, const void *res), const void *res)
+{
+    struct worker tmp = { .reply_cap = DEFERRED_REPLY_MAX, .recyclable = false };
+    int err = 0;
+    tmp.reply = malloc(tmp.reply_cap);
+    if (!tmp.reply) {
+        rpc_deferred_drop(d);
+        return -ENOMEM;
+    }
+    struct xdr_enc x;
+    xdr_enc_init(&x, tmp.reply + 4, tmp.reply_cap - 4);
+    bool ok = rpc_enc_accepted(&x, d->xid, st);
+    if (ok && st == RPC_SUCCESS && enc && !enc(&x, res)) {
+        /* results that do not fit: tell the client instead of sending half a reply */
+        xdr_enc_init(&x, tmp.reply + 4, tmp.reply_cap - 4);
+        ok = rpc_enc_accepted(&x, d->xid, RPC_SYSTEM_ERR);
+        err = -EMSGSIZE;
+    }
+    if (ok) {
+        atomic_fetch_add(&d->conn->srv->st.replies, 1);
+        conn_send_record(d->conn, &tmp, 4 + xdr_enc_len(&x), &d->peer, d->peer_len);
+    }
+    free(tmp.reply);
+    rpc_deferred_drop(d);
+    return ok ? err : -EMSGSIZE;
 }
 
 /* Answer a call that never reaches a handler (bad version, unknown program, ...). */

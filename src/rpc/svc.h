@@ -94,6 +94,23 @@ struct rpc_program_desc {
  * Returns 0 or -errno. Must be called before rpc_server_start. */
 int rpc_server_add_program(struct rpc_server *srv, const struct rpc_program_desc *prog, void *ctx);
 
+/*
+ * Deferred replies: a handler that must wait (a blocked lock, a callback) keeps the call
+ * with rpc_call_defer() and returns RPC_DEFERRED; later, from any thread,
+ * rpc_deferred_reply() sends the answer (results encoded by `enc`, up to 64 KiB) on the
+ * connection the call came in on, or rpc_deferred_drop() forgets it (the client will
+ * retransmit or time out). Either frees the handle. Arguments decoded zero-copy are NOT
+ * valid after the handler returns: copy what the later reply needs. Every deferred call
+ * must be replied to or dropped before rpc_server_destroy().
+ */
+struct rpc_deferred;
+struct rpc_deferred *rpc_call_defer(struct rpc_call *call);
+int rpc_deferred_reply(struct rpc_deferred *d, enum rpc_accept_status st,
+                       bool (*enc)(struct xdr_enc *x, const void *res), const void *res);
+void rpc_deferred_drop(struct rpc_deferred *d);
+/* The address the deferred call came from (to call the client back, for example). */
+const struct sockaddr *rpc_deferred_peer(const struct rpc_deferred *d, socklen_t *len);
+
 /* Address of the call's peer as text ("10.0.0.1" / "fe80::1"), for logs and exports. */
 const char *rpc_call_peer_str(const struct rpc_call *call, char *buf, size_t len);
 

@@ -6,12 +6,14 @@
  *  - asynchronous calls complete through their callbacks;
  *  - a call the server never answers times out with -ETIMEDOUT; the client stays usable;
  *  - unknown program / version / procedure come back as the right accept status;
+ *  - a deferred call is answered later from another thread, while other calls proceed;
  *  - a server shutdown fails outstanding calls with -ECONNRESET.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,7 +25,7 @@
 #define THREADS 8
 #define CALLS_PER_THREAD 500
 
-enum { P_NULL, P_ECHO, P_SLOW, P_NEVER, NPROCS };
+enum { P_NULL, P_ECHO, P_SLOW, P_NEVER, P_DEFER, NPROCS };
 
 static enum rpc_accept_status proc_null(struct rpc_call *c) { (void)c; return RPC_SUCCESS; }
 
@@ -44,11 +46,49 @@ static enum rpc_accept_status proc_slow(struct rpc_call *c)
 
 static enum rpc_accept_status proc_never(struct rpc_call *c) { (void)c; return RPC_NO_REPLY; }
 
+/* Answer 100 ms later from a thread of our own: the handler returns at once. */
+struct deferred_echo {
+    struct rpc_deferred *d;
+    uint32_t v[2];
+};
+
+static bool enc_pair(struct xdr_enc *x, const void *res)
+{
+    const uint32_t *v = res;
+    return xdr_enc_u32(x, v[0]) && xdr_enc_u32(x, v[1]);
+}
+
+static void *deferred_answer(void *arg)
+{
+    struct deferred_echo *de = arg;
+    usleep(100 * 1000);
+    rpc_deferred_reply(de->d, RPC_SUCCESS, enc_pair, de->v);
+    free(de);
+    return NULL;
+}
+
+static enum rpc_accept_status proc_defer(struct rpc_call *c)
+{
+    uint32_t v;
+    pthread_t t;
+    if (!xdr_dec_u32(&c->args, &v))
+        return RPC_GARBAGE_ARGS;
+    struct deferred_echo *de = malloc(sizeof(*de));
+    if (!de || !(de->d = rpc_call_defer(c)))
+        return RPC_SYSTEM_ERR;
+    de->v[0] = v; /* copied: the arguments are gone once we return */
+    de->v[1] = v + 1;
+    pthread_create(&t, NULL, deferred_answer, de);
+    pthread_detach(t);
+    return RPC_DEFERRED;
+}
+
 static const struct rpc_proc_desc procs[NPROCS] = {
     [P_NULL] = { proc_null, "NULL", 0 },
     [P_ECHO] = { proc_echo, "ECHO", 0 },
     [P_SLOW] = { proc_slow, "SLOW", RPC_PROC_BLOCKING },
     [P_NEVER] = { proc_never, "NEVER", 0 },
+    [P_DEFER] = { proc_defer, "DEFER", 0 },
 };
 static const struct rpc_version_desc versions[] = { { 1, NPROCS, procs } };
 static const struct rpc_program_desc program = { TEST_PROG, "test", 1, versions };
@@ -153,6 +193,17 @@ int main(void)
     for (int i = 0; i < 500 && atomic_load(&st.done) < 200; i++)
         usleep(10 * 1000);
     CHECK_EQ(atomic_load(&st.ok), 200);
+
+    /* deferred: answered later; calls made meanwhile are answered first */
+    struct async_state dst = { 0 };
+    uint32_t dv = 77;
+    CHECK_EQ(rpc_clnt_call_async(clnt, TEST_PROG, 1, P_DEFER, NULL, enc_u32, &dv, 5000, async_done, &dst), 0);
+    CHECK_EQ(echo(clnt, P_ECHO, 5, 2000), 0);
+    CHECK_EQ(atomic_load(&dst.done), 0);
+    CHECK_EQ(echo(clnt, P_DEFER, 9, 2000), 0);
+    for (int i = 0; i < 300 && atomic_load(&dst.done) == 0; i++)
+        usleep(10 * 1000);
+    CHECK_EQ(atomic_load(&dst.ok), 1);
 
     /* no reply: times out, and the connection still works afterwards */
     CHECK_EQ(echo(clnt, P_NEVER, 1, 300), -ETIMEDOUT);
