@@ -43,7 +43,14 @@ struct worker {
     size_t reply_cap;
     uint8_t *arena;
     bool recyclable; /* reply buffers are max_reply-sized and may move to a send queue */
+    /* Reply batching: while a loop runs the requests of one read inline, their small
+     * replies collect here and leave in one send() (see dispatch_jobs). */
+    struct rpc_conn *batch_conn;
+    uint8_t *batch;
+    size_t batch_len;
 };
+
+#define BATCH_MAX (32 * 1024) /* below OUT_COPY_MAX: a partial batch send is copied */
 
 struct job {
     struct job *next;
@@ -185,6 +192,7 @@ static void worker_fini(struct worker *w)
 {
     free(w->reply);
     free(w->arena);
+    free(w->batch);
 }
 
 static void wake_loop(struct loop *l)
@@ -343,18 +351,10 @@ static bool conn_queue_locked(struct rpc_conn *c, struct worker *w, uint8_t *dat
     return true;
 }
 
-/* Send the record in the worker's reply buffer (its first 4 bytes are reserved for the
- * record mark); `to` is the peer of a datagram socket. */
-static void conn_send_record(struct rpc_conn *c, struct worker *w, size_t len,
-                             const struct sockaddr_storage *to, socklen_t tolen)
+/* Send bytes on a stream connection; what the socket does not take is queued (moved
+ * from the worker's reply buffer when `data` is in it and large, else copied). */
+static void conn_send_bytes(struct rpc_conn *c, struct worker *w, uint8_t *data, size_t len)
 {
-    uint8_t *data = w->reply;
-    if (c->udp) {
-        if (sendto(c->fd, data + 4, len - 4, MSG_DONTWAIT, (const struct sockaddr *)to, tolen) < 0)
-            log_debug("udp reply of %zu bytes not sent: %s", len - 4, strerror(errno));
-        return;
-    }
-    xdr_put_be32(data, REC_LAST_FRAG | (uint32_t)(len - 4));
     pthread_mutex_lock(&c->send_mu);
     if (!c->closed) {
         size_t off = 0;
@@ -369,6 +369,37 @@ static void conn_send_record(struct rpc_conn *c, struct worker *w, size_t len,
             log_err("out of memory queueing a %zu-byte reply", len - off);
     }
     pthread_mutex_unlock(&c->send_mu);
+}
+
+static void batch_flush(struct worker *w)
+{
+    if (w->batch_len) {
+        conn_send_bytes(w->batch_conn, w, w->batch, w->batch_len);
+        w->batch_len = 0;
+    }
+}
+
+/* Send the record in the worker's reply buffer (its first 4 bytes are reserved for the
+ * record mark); `to` is the peer of a datagram socket. */
+static void conn_send_record(struct rpc_conn *c, struct worker *w, size_t len,
+                             const struct sockaddr_storage *to, socklen_t tolen)
+{
+    uint8_t *data = w->reply;
+    if (c->udp) {
+        if (sendto(c->fd, data + 4, len - 4, MSG_DONTWAIT, (const struct sockaddr *)to, tolen) < 0)
+            log_debug("udp reply of %zu bytes not sent: %s", len - 4, strerror(errno));
+        return;
+    }
+    xdr_put_be32(data, REC_LAST_FRAG | (uint32_t)(len - 4));
+    if (w->batch_conn == c && w->batch) {
+        if (len <= BATCH_MAX - w->batch_len) {
+            memcpy(w->batch + w->batch_len, data, len);
+            w->batch_len += len;
+            return;
+        }
+        batch_flush(w); /* keep the batch ahead of a big reply only for simplicity */
+    }
+    conn_send_bytes(c, w, data, len);
 }
 
 static void conn_flush(struct rpc_conn *c)
@@ -674,9 +705,21 @@ static void dispatch_jobs(struct loop *self, struct job *first)
             inline_tail = &j->next;
         }
     }
+    /* Several replies to one connection: batch them into one send. A single reply is
+     * sent at once (no copy, no added latency). */
+    struct worker *w = &self->w;
+    if (inline_head && inline_head->next && w->batch) {
+        w->batch_conn = inline_head->conn;
+        conn_get(w->batch_conn);
+    }
     for (struct job *j = inline_head, *next; j; j = next) {
         next = j->next;
-        execute_job(&self->w, j);
+        execute_job(w, j);
+    }
+    if (w->batch_conn) {
+        batch_flush(w);
+        conn_put(w->batch_conn);
+        w->batch_conn = NULL;
     }
 }
 
@@ -990,7 +1033,10 @@ static int loop_init(struct rpc_server *srv, struct loop *l, int index)
     struct epoll_event e = { .events = EPOLLIN, .data.ptr = &l->wake_tag };
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &e) < 0)
         return -errno;
-    return worker_init(&l->w, index, srv->cfg.max_reply);
+    int err = worker_init(&l->w, index, srv->cfg.max_reply);
+    if (!err && !(l->w.batch = malloc(BATCH_MAX)))
+        err = -ENOMEM;
+    return err;
 }
 
 int rpc_server_start(struct rpc_server *srv)
