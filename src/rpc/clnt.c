@@ -210,6 +210,18 @@ struct rpc_clnt *rpc_clnt_connect(const struct sockaddr *sa, socklen_t len, int 
     return clnt_start(fd, err);
 }
 
+struct rpc_clnt *rpc_clnt_connect_fd(int fd, int *err)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) {
+        *err = -errno;
+        close(fd);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK); /* the reader polls; sends may block briefly */
+    return clnt_start(fd, err);
+}
+
 struct rpc_clnt *rpc_clnt_connect_unix(const char *path, int *err)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };

@@ -19,6 +19,8 @@ struct rpc_clnt;
 struct rpc_clnt *rpc_clnt_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms,
                                   int *err);
 struct rpc_clnt *rpc_clnt_connect_unix(const char *path, int *err);
+/* Take over an already connected stream socket (e.g. one bound to a reserved port). */
+struct rpc_clnt *rpc_clnt_connect_fd(int fd, int *err);
 /* Fails outstanding calls with -ECANCELED (their callbacks run) and frees the client. */
 void rpc_clnt_destroy(struct rpc_clnt *c);
 

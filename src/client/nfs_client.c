@@ -1,0 +1,693 @@
+/* What every protocol version shares: connecting, messages, blocking wrappers over the
+ * asynchronous calls, path walks, and pipelined whole-range transfers. */
+#include "client/nfs_client_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/nfs_window.h"
+
+/* ---- connecting ---- */
+
+/* Root callers connect from a reserved source port, which exports marked `secure` (the
+ * exports(5) default) require; others (or when every reserved port is taken) connect
+ * from an ordinary port and such exports refuse them. */
+
+#define RESVPORT_LO 600
+#define RESVPORT_HI 1023
+
+/* bindresvport(3)-style: a free port in [600, 1023] (needs CAP_NET_BIND_SERVICE). */
+static int connect_resvport(const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+    for (int port = RESVPORT_HI; port >= RESVPORT_LO; port--) {
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return -errno;
+        struct sockaddr_storage me;
+        memset(&me, 0, sizeof(me));
+        me.ss_family = sa->sa_family;
+        if (sa->sa_family == AF_INET6)
+            ((struct sockaddr_in6 *)&me)->sin6_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in *)&me)->sin_port = htons((uint16_t)port);
+        if (bind(fd, (struct sockaddr *)&me, len) < 0) {
+            int e = errno;
+            close(fd);
+            if (e == EADDRINUSE)
+                continue;
+            return -e;
+        }
+        if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
+            int e = errno;
+            close(fd);
+            if (e == EADDRNOTAVAIL || e == EADDRINUSE)
+                continue;
+            return -e;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+            soerr) {
+            close(fd);
+            return soerr ? -soerr : -ETIMEDOUT;
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return fd;
+    }
+    return -EADDRINUSE;
+}
+
+struct rpc_clnt *nfs_client_rpc_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms,
+                                        int *err)
+{
+    if (geteuid() == 0) {
+        int fd = connect_resvport(sa, len, timeout_ms);
+        if (fd >= 0)
+            return rpc_clnt_connect_fd(fd, err);
+        if (fd != -EADDRINUSE && fd != -EACCES && fd != -EPERM) {
+            *err = fd;
+            return NULL;
+        }
+    }
+    return rpc_clnt_connect(sa, len, timeout_ms, err);
+}
+
+int nfs_client_rpc_status(int st, const struct rpc_reply *rep)
+{
+    if (st != -EPROTO || !rep || !rep->buf)
+        return st;
+    const struct rpc_reply_info *i = &rep->info;
+    if (i->reply_stat == RPC_MSG_DENIED)
+        return i->reject_stat == RPC_AUTH_ERROR ? -EACCES : -EPROTONOSUPPORT;
+    switch (i->accept_stat) {
+    case RPC_PROG_UNAVAIL:
+    case RPC_PROG_MISMATCH:
+    case RPC_PROC_UNAVAIL: return -EPROTONOSUPPORT;
+    case RPC_SYSTEM_ERR: return -EREMOTEIO;
+    default: return -EPROTO;
+    }
+}
+
+static void cred_init(struct rpc_cred *cr, const struct nfs_url *u)
+{
+    memset(cr, 0, sizeof(*cr));
+    cr->flavor = RPC_AUTH_SYS;
+    cr->uid = u->uid >= 0 ? (uint32_t)u->uid : geteuid();
+    cr->gid = u->gid >= 0 ? (uint32_t)u->gid : getegid();
+    if (u->uid < 0) {
+        gid_t g[RPC_AUTHSYS_MAXGIDS];
+        int n = getgroups(RPC_AUTHSYS_MAXGIDS, g);
+        for (int i = 0; i < n; i++)
+            cr->gids[cr->ngids++] = g[i];
+    }
+    if (gethostname(cr->machinename, sizeof(cr->machinename) - 1) < 0)
+        strcpy(cr->machinename, "peernfs");
+    cr->machinename[sizeof(cr->machinename) - 1] = 0;
+    cr->machinename_len = (uint32_t)strlen(cr->machinename);
+}
+
+struct nfs_client *nfs_client_connect_url(const struct nfs_url *u, int *status, char *err,
+                                          size_t errlen)
+{
+    if (errlen)
+        err[0] = 0;
+    if (u->vers_major != 3) {
+        snprintf(err, errlen, "NFSv%d.%d: not implemented yet (this client speaks NFSv3)",
+                 u->vers_major, u->vers_minor);
+        *status = -EPROTONOSUPPORT;
+        return NULL;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+    int e = getaddrinfo(u->host, NULL, &hints, &ai);
+    if (e) {
+        snprintf(err, errlen, "%s: %s", u->host, gai_strerror(e));
+        *status = -EHOSTUNREACH;
+        return NULL;
+    }
+    struct nfs_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        freeaddrinfo(ai);
+        *status = -ENOMEM;
+        return NULL;
+    }
+    memcpy(&c->addr, ai->ai_addr, ai->ai_addrlen);
+    c->addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    c->ops = &nfs3_client_ops;
+    c->vers = 3;
+    c->timeout_ms = u->timeo_s * 1000;
+    c->window = u->window;
+    cred_init(&c->cred, u);
+    *status = c->ops->mount(c, u, err, errlen);
+    if (*status) {
+        nfs_client_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct nfs_client *nfs_client_connect(const char *url, int *status, char *err, size_t errlen)
+{
+    struct nfs_url u;
+    *status = nfs_url_parse(url, &u, err, errlen);
+    if (*status)
+        return NULL;
+    struct nfs_client *c = nfs_client_connect_url(&u, status, err, errlen);
+    nfs_url_free(&u);
+    return c;
+}
+
+void nfs_client_destroy(struct nfs_client *c)
+{
+    if (!c)
+        return;
+    if (c->rpc)
+        c->ops->unmount(c);
+    free(c->rest);
+    free(c);
+}
+
+const struct nfs_fh *nfs_client_root(const struct nfs_client *c) { return &c->root; }
+const char *nfs_client_url_rest(const struct nfs_client *c) { return c->rest ? c->rest : ""; }
+uint32_t nfs_client_rsize(const struct nfs_client *c) { return c->rsize; }
+uint32_t nfs_client_wsize(const struct nfs_client *c) { return c->wsize; }
+int nfs_client_version(const struct nfs_client *c) { return c->vers; }
+
+/* ---- messages ---- */
+
+const char *nfs_client_strerror(int st)
+{
+    static const struct { int code; const char *msg; } nfs[] = {
+        { 0, "success" },
+        { 1, "not owner (NFS3ERR_PERM)" },
+        { 2, "no such file or directory (NFS3ERR_NOENT)" },
+        { 5, "I/O error (NFS3ERR_IO)" },
+        { 6, "no such device or address (NFS3ERR_NXIO)" },
+        { 13, "permission denied (NFS3ERR_ACCES)" },
+        { 17, "file exists (NFS3ERR_EXIST)" },
+        { 18, "cross-device link (NFS3ERR_XDEV)" },
+        { 19, "no such device (NFS3ERR_NODEV)" },
+        { 20, "not a directory (NFS3ERR_NOTDIR)" },
+        { 21, "is a directory (NFS3ERR_ISDIR)" },
+        { 22, "invalid argument (NFS3ERR_INVAL)" },
+        { 27, "file too large (NFS3ERR_FBIG)" },
+        { 28, "no space left on device (NFS3ERR_NOSPC)" },
+        { 30, "read-only file system (NFS3ERR_ROFS)" },
+        { 31, "too many links (NFS3ERR_MLINK)" },
+        { 63, "file name too long (NFS3ERR_NAMETOOLONG)" },
+        { 66, "directory not empty (NFS3ERR_NOTEMPTY)" },
+        { 69, "quota exceeded (NFS3ERR_DQUOT)" },
+        { 70, "stale file handle (NFS3ERR_STALE)" },
+        { 71, "too many levels of remote in path (NFS3ERR_REMOTE)" },
+        { 10001, "illegal file handle (NFS3ERR_BADHANDLE)" },
+        { 10002, "update synchronization mismatch (NFS3ERR_NOT_SYNC)" },
+        { 10003, "stale directory cookie (NFS3ERR_BAD_COOKIE)" },
+        { 10004, "operation not supported (NFS3ERR_NOTSUPP)" },
+        { 10005, "buffer or request too small (NFS3ERR_TOOSMALL)" },
+        { 10006, "server fault (NFS3ERR_SERVERFAULT)" },
+        { 10007, "type not supported (NFS3ERR_BADTYPE)" },
+        { 10008, "server busy, try again (NFS3ERR_JUKEBOX)" },
+        { -EBADMSG, "malformed reply from the server" },
+        { -EACCES, "the server refused our RPC credentials (AUTH_ERROR; a `secure` export "
+                   "needs a privileged source port)" },
+        { -EPROTONOSUPPORT, "program, version or procedure not supported by the server" },
+        { -EREMOTEIO, "server-side RPC failure (SYSTEM_ERR)" },
+        { -EPROTO, "RPC protocol error" },
+        { -ETIMEDOUT, "no reply from the server (timed out)" },
+        { -ECONNRESET, "connection to the server lost" },
+        { -ECONNREFUSED, "connection refused" },
+        { -ENOTSUP, "not supported by this client yet" },
+    };
+    for (size_t i = 0; i < sizeof(nfs) / sizeof(nfs[0]); i++)
+        if (nfs[i].code == st)
+            return nfs[i].msg;
+    if (st < 0)
+        return strerror(-st);
+    return "unknown NFS error";
+}
+
+/* ---- blocking wrappers over the asynchronous calls ---- */
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool finished;
+    int status;
+    struct nfs_io_result res;
+    struct nfs_attr *attr;
+};
+#define WAITER_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, { 0 }, NULL }
+
+static void waiter_finish(struct waiter *w, int status)
+{
+    pthread_mutex_lock(&w->mu);
+    w->status = status;
+    w->finished = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void io_waited(void *arg, int status, const struct nfs_io_result *res)
+{
+    struct waiter *w = arg;
+    if (res)
+        w->res = *res;
+    waiter_finish(w, status);
+}
+
+static void attr_waited(void *arg, int status, const struct nfs_attr *attr)
+{
+    struct waiter *w = arg;
+    if (attr && w->attr)
+        *w->attr = *attr;
+    waiter_finish(w, status);
+}
+
+static int waiter_wait(struct waiter *w, int issued, struct nfs_io_result *res)
+{
+    if (issued)
+        return issued;
+    pthread_mutex_lock(&w->mu);
+    while (!w->finished)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    if (res)
+        *res = w->res;
+    return w->status;
+}
+
+int nfs_read(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, void *buf,
+             uint32_t count, struct nfs_io_result *res)
+{
+    struct waiter w = WAITER_INIT;
+    return waiter_wait(&w, nfs_read_async(c, fh, off, buf, count, io_waited, &w), res);
+}
+
+int nfs_write(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, const void *buf,
+              uint32_t count, enum nfs_stable stable, struct nfs_io_result *res)
+{
+    struct waiter w = WAITER_INIT;
+    return waiter_wait(&w, nfs_write_async(c, fh, off, buf, count, stable, io_waited, &w), res);
+}
+
+int nfs_commit(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint32_t count,
+               struct nfs_io_result *res)
+{
+    struct waiter w = WAITER_INIT;
+    return waiter_wait(&w, nfs_commit_async(c, fh, off, count, io_waited, &w), res);
+}
+
+int nfs_read_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, void *buf,
+                   uint32_t count, nfs_io_done_fn done, void *arg)
+{
+    if (count > c->rsize)
+        return -EINVAL;
+    return c->ops->read_async(c, fh, off, buf, count, done, arg);
+}
+
+int nfs_write_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                    const void *buf, uint32_t count, enum nfs_stable stable,
+                    nfs_io_done_fn done, void *arg)
+{
+    if (count > c->wsize)
+        return -EINVAL;
+    return c->ops->write_async(c, fh, off, buf, count, stable, done, arg);
+}
+
+int nfs_commit_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                     uint32_t count, nfs_io_done_fn done, void *arg)
+{
+    return c->ops->commit_async(c, fh, off, count, done, arg);
+}
+
+int nfs_getattr_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_attr_done_fn done,
+                      void *arg)
+{
+    return c->ops->getattr_async(c, fh, done, arg);
+}
+
+int nfs_getattr(struct nfs_client *c, const struct nfs_fh *fh, struct nfs_attr *attr)
+{
+    struct waiter w = WAITER_INIT;
+    w.attr = attr;
+    return waiter_wait(&w, nfs_getattr_async(c, fh, attr_waited, &w), NULL);
+}
+
+/* ---- the rest of the blocking API: straight to the version's ops ---- */
+
+int nfs_lookup(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+               struct nfs_fh *fh, struct nfs_attr *attr)
+{
+    return c->ops->lookup(c, dir, name, fh, attr);
+}
+
+int nfs_setattr(struct nfs_client *c, const struct nfs_fh *fh, const struct nfs_setattr *sa,
+                struct nfs_attr *attr)
+{
+    return c->ops->setattr(c, fh, sa, attr);
+}
+
+int nfs_create(struct nfs_client *c, const struct nfs_fh *dir, const char *name, uint32_t mode,
+               bool exclusive, struct nfs_fh *fh, struct nfs_attr *attr)
+{
+    return c->ops->create(c, dir, name, mode, exclusive, fh, attr);
+}
+
+int nfs_mkdir(struct nfs_client *c, const struct nfs_fh *dir, const char *name, uint32_t mode,
+              struct nfs_fh *fh, struct nfs_attr *attr)
+{
+    return c->ops->mkdir(c, dir, name, mode, fh, attr);
+}
+
+int nfs_remove(struct nfs_client *c, const struct nfs_fh *dir, const char *name)
+{
+    return c->ops->remove(c, dir, name);
+}
+
+int nfs_rmdir(struct nfs_client *c, const struct nfs_fh *dir, const char *name)
+{
+    return c->ops->rmdir(c, dir, name);
+}
+
+int nfs_rename(struct nfs_client *c, const struct nfs_fh *from_dir, const char *from,
+               const struct nfs_fh *to_dir, const char *to)
+{
+    return c->ops->rename(c, from_dir, from, to_dir, to);
+}
+
+int nfs_link(struct nfs_client *c, const struct nfs_fh *file, const struct nfs_fh *dir,
+             const char *name)
+{
+    return c->ops->link(c, file, dir, name);
+}
+
+int nfs_symlink(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                const char *target, struct nfs_fh *fh)
+{
+    return c->ops->symlink(c, dir, name, target, fh);
+}
+
+int nfs_readlink(struct nfs_client *c, const struct nfs_fh *fh, char *buf, size_t len)
+{
+    return c->ops->readlink(c, fh, buf, len);
+}
+
+int nfs_fsstat(struct nfs_client *c, const struct nfs_fh *fh, struct nfs_fsstat *st)
+{
+    return c->ops->fsstat(c, fh, st);
+}
+
+int nfs_readdir(struct nfs_client *c, const struct nfs_fh *dir, bool plus, nfs_dirent_fn fn,
+                void *arg)
+{
+    return c->ops->readdir(c, dir, plus, fn, arg);
+}
+
+int nfs_open(struct nfs_client *c, const char *path, int flags, uint32_t mode,
+             struct nfs_file *f)
+{
+    return c->ops->open(c, path, flags, mode, f);
+}
+
+int nfs_close(struct nfs_client *c, struct nfs_file *f) { return c->ops->close(c, f); }
+
+int nfs_lock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type, uint64_t off,
+             uint64_t len, bool wait)
+{
+    return -ENOTSUP; /* NFSv3 locks are NLM: they come with the NLM issue */
+}
+
+/* ---- paths ---- */
+
+int nfs_lookup_path(struct nfs_client *c, const char *path, struct nfs_fh *fh,
+                    struct nfs_attr *attr)
+{
+    struct nfs_fh cur = c->root;
+    char name[1025];
+    const char *p = path;
+    while (*p) {
+        size_t n = strcspn(p, "/");
+        if (n >= sizeof(name))
+            return 63; /* NFS3ERR_NAMETOOLONG */
+        memcpy(name, p, n);
+        name[n] = 0;
+        p += n + (p[n] == '/');
+        if (n == 0 || strcmp(name, ".") == 0)
+            continue;
+        struct nfs_fh next;
+        int st = c->ops->lookup(c, &cur, name, &next, NULL);
+        if (st)
+            return st;
+        cur = next;
+    }
+    *fh = cur;
+    return attr ? nfs_getattr(c, fh, attr) : 0;
+}
+
+int nfs_open_by_lookup(struct nfs_client *c, const char *path, int flags, uint32_t mode,
+                       struct nfs_file *f)
+{
+    memset(f, 0, sizeof(*f));
+    int st = (flags & NFS_O_EXCL) ? 2 : nfs_lookup_path(c, path, &f->fh, &f->attr);
+    if (st == 2 /* NOENT */ && (flags & NFS_O_CREAT)) {
+        /* create in the parent directory */
+        const char *slash = strrchr(path, '/');
+        char *parent = strndup(path, slash ? (size_t)(slash - path) : 0);
+        if (!parent)
+            return -ENOMEM;
+        struct nfs_fh dir;
+        st = nfs_lookup_path(c, parent, &dir, NULL);
+        free(parent);
+        if (st)
+            return st;
+        return c->ops->create(c, &dir, slash ? slash + 1 : path, mode,
+                              (flags & NFS_O_EXCL) != 0, &f->fh, &f->attr);
+    }
+    if (st)
+        return st;
+    if ((flags & NFS_O_TRUNC) && f->attr.type == NFS_REG && f->attr.size) {
+        struct nfs_setattr sa = { .set_size = true, .size = 0 };
+        st = c->ops->setattr(c, &f->fh, &sa, &f->attr);
+    }
+    return st;
+}
+
+/* ---- pipelined transfers ---- */
+
+struct xfer_req {
+    struct xfer *x;
+    unsigned slot;
+    uint32_t asked;
+    int status;
+    struct nfs_io_result res;
+};
+
+struct xfer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned ndone;
+    unsigned done_q[NFS_WINDOW_MAX]; /* slots whose request completed, not yet processed */
+    struct xfer_req req[NFS_WINDOW_MAX];
+    uint8_t *buf[NFS_WINDOW_MAX];
+    struct nfs_window w;
+    unsigned outstanding; /* requests sent whose completion is not processed yet */
+    int error;
+    /* writes: the verifier every UNSTABLE write must match at COMMIT */
+    bool have_verf, unstable;
+    uint8_t verf[8];
+};
+
+static void xfer_req_done(void *arg, int status, const struct nfs_io_result *res)
+{
+    struct xfer_req *r = arg;
+    struct xfer *x = r->x;
+    pthread_mutex_lock(&x->mu);
+    r->status = status;
+    if (res)
+        r->res = *res;
+    x->done_q[x->ndone++] = r->slot;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+static int xfer_init(struct xfer *x, uint64_t off, uint64_t len, uint32_t chunk, unsigned window)
+{
+    memset(x, 0, sizeof(*x));
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
+    nfs_window_init(&x->w, off, len, chunk, window);
+    for (unsigned i = 0; i < x->w.nslots; i++) {
+        if (!(x->buf[i] = malloc(chunk)))
+            return -ENOMEM;
+        x->req[i].x = x;
+        x->req[i].slot = i;
+    }
+    return 0;
+}
+
+static void xfer_free(struct xfer *x)
+{
+    for (unsigned i = 0; i < NFS_WINDOW_MAX; i++)
+        free(x->buf[i]);
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+}
+
+static void xfer_fail(struct xfer *x, int st)
+{
+    if (!x->error)
+        x->error = st;
+}
+
+/* Wait for at least one completion and feed them all to the window. */
+static void xfer_reap(struct xfer *x, bool is_write)
+{
+    unsigned q[NFS_WINDOW_MAX], n;
+    pthread_mutex_lock(&x->mu);
+    while (x->ndone == 0)
+        pthread_cond_wait(&x->cv, &x->mu);
+    n = x->ndone;
+    memcpy(q, x->done_q, n * sizeof(q[0]));
+    x->ndone = 0;
+    pthread_mutex_unlock(&x->mu);
+    for (unsigned i = 0; i < n; i++) {
+        struct xfer_req *r = &x->req[q[i]];
+        x->outstanding--;
+        if (r->status) {
+            xfer_fail(x, r->status);
+            continue;
+        }
+        if (is_write && r->res.committed == NFS_UNSTABLE) {
+            if (x->have_verf && memcmp(x->verf, r->res.verf, 8))
+                xfer_fail(x, 5 /* NFS3ERR_IO: the server restarted, data may be lost */);
+            memcpy(x->verf, r->res.verf, 8);
+            x->have_verf = x->unstable = true;
+        }
+        if (!nfs_window_complete(&x->w, r->slot, r->asked, r->res.count, !is_write && r->res.eof))
+            xfer_fail(x, -EBADMSG);
+    }
+}
+
+typedef int (*xfer_issue_fn)(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x,
+                             unsigned s, uint64_t off, uint32_t len, uint32_t pos, void *arg);
+
+static int xfer_run(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x, bool is_write,
+                    xfer_issue_fn issue, void *arg, nfs_sink_fn sink, void *sink_arg,
+                    const struct nfs_xfer_opts *o, uint64_t *done_bytes)
+{
+    uint64_t delivered = 0;
+    for (;;) {
+        unsigned s;
+        uint64_t off;
+        uint32_t len, pos;
+        while (!x->error && nfs_window_next(&x->w, &s, &off, &len, &pos)) {
+            x->req[s].asked = len;
+            int st = issue(c, fh, x, s, off, len, pos, arg);
+            if (st)
+                xfer_fail(x, st);
+            else
+                x->outstanding++;
+        }
+        bool released = false;
+        while (!x->error && nfs_window_head_done(&x->w, &s)) {
+            struct nfs_slot *sl = &x->w.slot[s];
+            int st = sink ? sink(sink_arg, sl->off, x->buf[s], sl->len) : 0;
+            if (st) {
+                xfer_fail(x, st);
+                break;
+            }
+            delivered += sl->len;
+            nfs_window_release_head(&x->w);
+            released = true;
+            if (o && o->progress)
+                o->progress(o->progress_arg, delivered);
+        }
+        if (x->outstanding == 0 && (x->error || nfs_window_finished(&x->w)))
+            break;
+        if (x->outstanding == 0) {
+            /* released slots make room for new requests; otherwise we are stuck,
+             * which the window's invariants rule out */
+            if (!released)
+                xfer_fail(x, -EIO);
+            continue;
+        }
+        xfer_reap(x, is_write);
+    }
+    if (done_bytes)
+        *done_bytes = delivered;
+    return x->error;
+}
+
+static int issue_read(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x, unsigned s,
+                      uint64_t off, uint32_t len, uint32_t pos, void *arg)
+{
+    return nfs_read_async(c, fh, off, x->buf[s] + pos, len, xfer_req_done, &x->req[s]);
+}
+
+static unsigned xfer_window(const struct nfs_client *c, const struct nfs_xfer_opts *o)
+{
+    return (unsigned)(o && o->window > 0 ? o->window : c->window);
+}
+
+int nfs_read_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
+                   nfs_sink_fn sink, void *arg, const struct nfs_xfer_opts *o,
+                   uint64_t *done_bytes)
+{
+    struct xfer *x = malloc(sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    int st = xfer_init(x, off, len, c->rsize, xfer_window(c, o));
+    if (!st)
+        st = xfer_run(c, fh, x, false, issue_read, NULL, sink, arg, o, done_bytes);
+    xfer_free(x);
+    free(x);
+    return st;
+}
+
+struct write_src {
+    nfs_source_fn source;
+    void *arg;
+};
+
+static int issue_write(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x, unsigned s,
+                       uint64_t off, uint32_t len, uint32_t pos, void *arg)
+{
+    struct write_src *src = arg;
+    if (pos == 0) { /* a new chunk: fetch its data (a remainder reuses it) */
+        int st = src->source(src->arg, off, x->buf[s], len);
+        if (st)
+            return st;
+    }
+    return nfs_write_async(c, fh, off, x->buf[s] + pos, len, NFS_UNSTABLE, xfer_req_done,
+                           &x->req[s]);
+}
+
+int nfs_write_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
+                    nfs_source_fn source, void *arg, const struct nfs_xfer_opts *o)
+{
+    struct xfer *x = malloc(sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    struct write_src src = { source, arg };
+    int st = xfer_init(x, off, len, c->wsize, xfer_window(c, o));
+    if (!st)
+        st = xfer_run(c, fh, x, true, issue_write, &src, NULL, NULL, o, NULL);
+    if (!st && x->unstable) {
+        struct nfs_io_result r;
+        st = nfs_commit(c, fh, off, len > UINT32_MAX ? 0 : (uint32_t)len, &r);
+        if (!st && memcmp(r.verf, x->verf, 8))
+            st = 5; /* NFS3ERR_IO: the server restarted before COMMIT; data may be lost */
+    }
+    xfer_free(x);
+    free(x);
+    return st;
+}

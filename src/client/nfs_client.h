@@ -1,0 +1,248 @@
+/*
+ * NFS client library on rpc/ and xdr/: used by the peernfs CLI, tests, and later by
+ * inter-server copy and the peer agent.
+ *
+ * One public API, one ops vector per protocol version behind it (struct nfs_client_ops
+ * in client/nfs_client_impl.h). Implemented today: NFSv3 (RFC 1813) with MOUNT v3 and
+ * portmap v2 over TCP. NFSv4.0/4.1/4.2 need proto/nfs4.x, which does not exist yet:
+ * a vers=4.x URL fails with -EPROTONOSUPPORT ("not implemented yet"); the v4 ops
+ * vector (EXCHANGE_ID, sessions, back channel, stateids) slots in beside nfs3_ops.
+ *
+ * Threads: a client is thread-safe; every call may come from any thread. The *_async
+ * calls return at once and run their completion on the RPC reader thread (keep it
+ * short: copy, signal, return), so one thread can keep many requests in flight.
+ *
+ * Status codes: every call returns 0 on success, a positive NFS status (the nfsstat3 /
+ * nfsstat4 number from the server, e.g. 2 = NOENT) when the server refused, or a
+ * negative errno for local and transport failures (-ETIMEDOUT, -ECONNRESET, -EPROTO for
+ * a malformed or rejected reply, -ENOMEM, -EINVAL). nfs_client_strerror() names them.
+ */
+#ifndef PEERNFS_CLIENT_NFS_CLIENT_H
+#define PEERNFS_CLIENT_NFS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define NFS_CLIENT_FH_MAX 128 /* NFSv4 handles are up to 128 bytes, v3 up to 64 */
+#define NFS_CLIENT_IO_MAX (1u << 20)
+
+/* ---- URLs ---- */
+
+/* nfs://host[:port]/export/path[?arg=value&...]; host may be [IPv6]. Arguments:
+ *   vers=3|4|4.0|4.1|4.2   protocol version (default 3)
+ *   port=N                  NFS port (skips rpcbind for NFS; default: ask rpcbind)
+ *   mountport=N             MOUNT port (skips rpcbind for MOUNT)
+ *   export=/path            the export to mount; default: the longest prefix of the
+ *                           URL path the server agrees to mount
+ *   timeo=S                 per-RPC timeout in seconds (default 30)
+ *   window=N                READ/WRITE RPCs in flight for transfers (default 8, 1..64)
+ *   uid=N, gid=N            AUTH_SYS identity (default: the caller's)
+ * Unknown arguments are an error (a typo must not silently change behaviour). */
+struct nfs_url {
+    char *host;        /* without brackets */
+    uint16_t port;     /* 0 = via rpcbind (v3) or 2049 (v4) */
+    uint16_t mountport;
+    char *path;        /* "/export/path", never empty ("/" at least), no trailing '/' */
+    char *export_path; /* NULL unless export= was given */
+    int vers_major, vers_minor;
+    int timeo_s;
+    int window;
+    int64_t uid, gid; /* -1 = the caller's */
+};
+
+/* 0 or -EINVAL with a message in err (when errlen > 0). Free with nfs_url_free. */
+int nfs_url_parse(const char *url, struct nfs_url *u, char *err, size_t errlen);
+void nfs_url_free(struct nfs_url *u);
+/* Is s an nfs:// URL (as opposed to a local path)? */
+bool nfs_url_is_nfs(const char *s);
+
+/* ---- handles and attributes ---- */
+
+struct nfs_fh {
+    uint32_t len;
+    uint8_t data[NFS_CLIENT_FH_MAX];
+};
+
+enum nfs_ftype { NFS_REG = 1, NFS_DIR, NFS_BLK, NFS_CHR, NFS_LNK, NFS_SOCK, NFS_FIFO };
+
+struct nfs_time {
+    int64_t sec;
+    uint32_t nsec;
+};
+
+struct nfs_attr {
+    enum nfs_ftype type;
+    uint32_t mode; /* permission bits only */
+    uint32_t nlink, uid, gid;
+    uint64_t size, used, fsid, fileid;
+    uint32_t rdev_major, rdev_minor;
+    struct nfs_time atime, mtime, ctime;
+};
+
+/* SETATTR: only the members whose set_* flag is true are changed. */
+struct nfs_setattr {
+    bool set_mode, set_uid, set_gid, set_size, set_atime, set_mtime;
+    bool atime_now, mtime_now; /* server time instead of the given value */
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    struct nfs_time atime, mtime;
+};
+
+struct nfs_fsstat {
+    uint64_t total_bytes, free_bytes, avail_bytes;
+    uint64_t total_files, free_files, avail_files;
+};
+
+/* ---- connecting ---- */
+
+struct nfs_client;
+
+/* Resolve the host, find the ports (rpcbind unless port=/mountport=), mount the export
+ * (MOUNT v3 MNT, AUTH_SYS) and fetch FSINFO. On failure returns NULL, *status set and a
+ * message in err. As root the client binds a reserved source port when rpc/ can
+ * (servers default to `secure`); see nfs_client.c. */
+struct nfs_client *nfs_client_connect(const char *url, int *status, char *err, size_t errlen);
+struct nfs_client *nfs_client_connect_url(const struct nfs_url *u, int *status, char *err,
+                                          size_t errlen);
+/* Fails what is still in flight with -ECANCELED and frees the client (UMNT is sent). */
+void nfs_client_destroy(struct nfs_client *c);
+
+/* The handle of the mounted export, and the rest of the URL path below it ("" when the
+ * URL names the export itself; relative, no leading '/'). */
+const struct nfs_fh *nfs_client_root(const struct nfs_client *c);
+const char *nfs_client_url_rest(const struct nfs_client *c);
+/* The largest READ / WRITE the server takes (FSINFO rtmax/wtmax, capped at 1 MiB). */
+uint32_t nfs_client_rsize(const struct nfs_client *c);
+uint32_t nfs_client_wsize(const struct nfs_client *c);
+int nfs_client_version(const struct nfs_client *c); /* 3 (40, 41, 42 later) */
+
+/* Message for a status from any call of this API (never NULL). */
+const char *nfs_client_strerror(int status);
+
+/* ---- blocking operations ---- */
+
+/* Walk a '/'-separated path from the root (empty path or "/" = the root). attr may be
+ * NULL. Symlinks are not followed. */
+int nfs_lookup_path(struct nfs_client *c, const char *path, struct nfs_fh *fh,
+                    struct nfs_attr *attr);
+int nfs_lookup(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+               struct nfs_fh *fh, struct nfs_attr *attr);
+int nfs_getattr(struct nfs_client *c, const struct nfs_fh *fh, struct nfs_attr *attr);
+int nfs_setattr(struct nfs_client *c, const struct nfs_fh *fh, const struct nfs_setattr *sa,
+                struct nfs_attr *attr);
+
+/* Open / close. NFSv3 has no open state: open looks the file up (creating it with
+ * NFS_O_CREAT, truncating with NFS_O_TRUNC) and close is a no-op; NFSv4 will carry
+ * its stateid in the file. */
+enum { NFS_O_CREAT = 1, NFS_O_EXCL = 2, NFS_O_TRUNC = 4 };
+struct nfs_file {
+    struct nfs_fh fh;
+    struct nfs_attr attr;
+    /* v4: stateid, open owner (not used by v3) */
+};
+int nfs_open(struct nfs_client *c, const char *path, int flags, uint32_t mode,
+             struct nfs_file *f);
+int nfs_close(struct nfs_client *c, struct nfs_file *f);
+
+/* Results of READ / WRITE / COMMIT. */
+enum nfs_stable { NFS_UNSTABLE = 0, NFS_DATA_SYNC = 1, NFS_FILE_SYNC = 2 };
+struct nfs_io_result {
+    uint32_t count;           /* bytes read / written */
+    bool eof;                 /* READ: the end of the file was reached */
+    enum nfs_stable committed; /* WRITE: how stable the server made it */
+    uint8_t verf[8];          /* WRITE / COMMIT: the server's write verifier */
+};
+
+/* count <= nfs_client_rsize / wsize. */
+int nfs_read(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, void *buf,
+             uint32_t count, struct nfs_io_result *res);
+int nfs_write(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, const void *buf,
+              uint32_t count, enum nfs_stable stable, struct nfs_io_result *res);
+int nfs_commit(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint32_t count,
+               struct nfs_io_result *res);
+
+/* Directory operations; fh / attr outputs may be NULL. */
+int nfs_create(struct nfs_client *c, const struct nfs_fh *dir, const char *name, uint32_t mode,
+               bool exclusive, struct nfs_fh *fh, struct nfs_attr *attr);
+int nfs_mkdir(struct nfs_client *c, const struct nfs_fh *dir, const char *name, uint32_t mode,
+              struct nfs_fh *fh, struct nfs_attr *attr);
+int nfs_remove(struct nfs_client *c, const struct nfs_fh *dir, const char *name);
+int nfs_rmdir(struct nfs_client *c, const struct nfs_fh *dir, const char *name);
+int nfs_rename(struct nfs_client *c, const struct nfs_fh *from_dir, const char *from,
+               const struct nfs_fh *to_dir, const char *to);
+int nfs_link(struct nfs_client *c, const struct nfs_fh *file, const struct nfs_fh *dir,
+             const char *name);
+int nfs_symlink(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                const char *target, struct nfs_fh *fh);
+/* NUL-terminated target in buf; -ENAMETOOLONG when it does not fit. */
+int nfs_readlink(struct nfs_client *c, const struct nfs_fh *fh, char *buf, size_t len);
+int nfs_fsstat(struct nfs_client *c, const struct nfs_fh *fh, struct nfs_fsstat *st);
+
+/* READDIRPLUS (READDIR when plus is false or the server refuses it), following cookies
+ * until the end. The callback sees each entry except "." and ".."; attr / fh are NULL
+ * when the server sent none. A nonzero return from it stops the walk and is returned. */
+struct nfs_dirent {
+    const char *name; /* NUL-terminated, valid during the callback */
+    uint64_t fileid, cookie;
+    const struct nfs_attr *attr;
+    const struct nfs_fh *fh;
+};
+typedef int (*nfs_dirent_fn)(void *arg, const struct nfs_dirent *e);
+int nfs_readdir(struct nfs_client *c, const struct nfs_fh *dir, bool plus, nfs_dirent_fn fn,
+                void *arg);
+
+/* Byte-range locks: NFSv3 locking is NLM, which comes with the NLM issue. Until then this
+ * returns -ENOTSUP for every request. */
+enum nfs_lock_type { NFS_LOCK_READ, NFS_LOCK_WRITE, NFS_LOCK_UNLOCK };
+int nfs_lock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type, uint64_t off,
+             uint64_t len, bool wait);
+
+/* ---- asynchronous operations ---- */
+
+/* Completions run on the RPC reader thread. For READ the data is already in buf. res is
+ * valid during the call only. A call that returns nonzero never runs its completion. */
+typedef void (*nfs_io_done_fn)(void *arg, int status, const struct nfs_io_result *res);
+typedef void (*nfs_attr_done_fn)(void *arg, int status, const struct nfs_attr *attr);
+
+/* buf must stay valid until the completion has run; WRITE data is copied before the
+ * call returns. */
+int nfs_read_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, void *buf,
+                   uint32_t count, nfs_io_done_fn done, void *arg);
+int nfs_write_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                    const void *buf, uint32_t count, enum nfs_stable stable,
+                    nfs_io_done_fn done, void *arg);
+int nfs_commit_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                     uint32_t count, nfs_io_done_fn done, void *arg);
+int nfs_getattr_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_attr_done_fn done,
+                      void *arg);
+
+/* ---- pipelined transfers ---- */
+
+/* Whole-range transfers keeping `window` READ/WRITE RPCs of up to rsize/wsize bytes in
+ * flight on the one connection (0 = the URL's window=, default 8). */
+struct nfs_xfer_opts {
+    int window;
+    /* called on the calling thread after each chunk completes (may be NULL) */
+    void (*progress)(void *arg, uint64_t done_bytes);
+    void *progress_arg;
+};
+
+/* Read [off, off+len) (stops early at EOF) and hand the data to sink in file order, on
+ * the calling thread. A nonzero sink return stops the transfer and is returned.
+ * *done_bytes (may be NULL) = bytes delivered. */
+typedef int (*nfs_sink_fn)(void *arg, uint64_t off, const void *data, size_t len);
+int nfs_read_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
+                   nfs_sink_fn sink, void *arg, const struct nfs_xfer_opts *o,
+                   uint64_t *done_bytes);
+
+/* Write [off, off+len) with data from source (which fills exactly len bytes for the
+ * range it is given, on the calling thread; nonzero return stops), as UNSTABLE writes
+ * followed by one COMMIT; a changed write verifier (server restart) fails with
+ * NFS3ERR_IO (5) rather than silently losing data. */
+typedef int (*nfs_source_fn)(void *arg, uint64_t off, void *data, size_t len);
+int nfs_write_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
+                    nfs_source_fn source, void *arg, const struct nfs_xfer_opts *o);
+
+#endif
