@@ -76,14 +76,30 @@ struct fs_statfs {
     uint32_t name_max;
 };
 
-/* One directory entry handed to a readdir callback. `cookie` is the position AFTER this
- * entry (pass it back to continue); cookies are stable across calls and restarts. */
+/* fs_ops.readdir flags */
+enum fs_readdir_flags {
+    /* Also give each entry's handle and attributes (READDIRPLUS). */
+    FS_READDIR_PLUS = 1u << 0,
+};
+
+/*
+ * One directory entry handed to a readdir callback. `cookie` is the position AFTER this
+ * entry (pass it back to continue); cookies are stable across calls and restarts.
+ *
+ * With FS_READDIR_PLUS, `fh` and `st` are the entry's handle and its attributes as of
+ * now, or both NULL when the backend could not get them (the name was removed or
+ * replaced since the listing saw it, or another filesystem is mounted on it); the
+ * entry is listed all the same. Without the flag they are NULL. Everything the entry
+ * points to is valid only during the callback.
+ */
 struct fs_dirent {
     const char *name;
     uint32_t namelen;
     uint64_t fileid;
     uint64_t cookie;
     uint8_t type; /* DT_* */
+    const struct fs_fh *fh;
+    const struct stat *st;
 };
 
 /* Return 0 to continue, 1 to stop (this entry was not consumed), <0 to abort with that errno. */
@@ -148,13 +164,12 @@ struct fs_ops {
     int (*link)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
                 const struct fs_fh *dir, const char *name, size_t namelen);
 
-    /* Entries after `cookie` (0 = from the start); "." and ".." are included. Sets *eof
-     * when the callback saw the last entry. */
+    /* Entries after `cookie` (0 = from the start); "." and ".." are included. `flags`:
+     * FS_READDIR_* (FS_READDIR_PLUS: handles and attributes too, with no permission
+     * check beyond reading the directory, as knfsd). Sets *eof when the callback saw the
+     * last entry. */
     int (*readdir)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
-                   uint64_t cookie, fs_readdir_fn fn, void *ctx, bool *eof);
-    /* Handle + attributes of a name found by readdir (for READDIRPLUS). */
-    int (*lookup_plus)(struct fs_export *ex, const struct fs_fh *dir, const char *name,
-                       size_t namelen, struct fs_fh *out, struct stat *st);
+                   uint64_t cookie, unsigned flags, fs_readdir_fn fn, void *ctx, bool *eof);
 
     int (*statfs)(struct fs_export *ex, const struct fs_fh *fh, struct fs_statfs *sf);
 };
@@ -164,6 +179,24 @@ extern const struct fs_ops fs_posix_ops;
 /* posix backend: cache at most this many open files per export opened afterwards
  * (0, the default: a quarter of RLIMIT_NOFILE, at most 16384). */
 void fs_posix_set_cache_limit(unsigned max_fds);
+
+/*
+ * posix backend: the directory entry cache (names, cookies and handles of directories
+ * being listed, see posix_dircache.h), shared by all exports of the process. At most
+ * `max_bytes` (0: cache nothing) and `max_dirs` directories; takes effect at once.
+ * Defaults: 64 MiB, 4096 directories.
+ */
+void fs_posix_set_dircache_limit(size_t max_bytes, unsigned max_dirs);
+
+struct fs_posix_dircache_stats {
+    uint64_t hits;      /* readdir calls that reused a cached snapshot */
+    uint64_t misses;    /* readdir calls that made a new one */
+    uint64_t fills;     /* getdents64 calls */
+    uint64_t evictions; /* snapshots dropped for the budget */
+    size_t bytes;       /* memory held by cached snapshots */
+    unsigned dirs;      /* cached snapshots */
+};
+void fs_posix_dircache_stats(struct fs_posix_dircache_stats *s);
 
 /*
  * posix backend, thread hygiene. To make a run of requests from one user cost no

@@ -57,13 +57,13 @@ static bool nfs3_encode_entry(struct nfs3_readdir_ctx *c, struct xdr_enc *x, con
         return xdr_encode_entry3(x, &e);
     }
     entryplus3 e = {.fileid = de->fileid, .name = name, .cookie = de->cookie, .nextentry = NULL};
-    struct fs_fh fh;
-    struct stat st;
     uint8_t fhbuf[FH_WIRE_MAX];
-    /* An entry removed since readdir saw it is still listed, without attributes. */
-    if (NFS3_FS(c->dir, lookup_plus, &c->dir->fh, de->name, de->namelen, &fh, &st) == 0) {
-        nfs3_post_op_attr_fh(c->dir, &fh, &st, &e.name_attributes);
-        nfs3_post_op_fh(c->dir, &fh, fhbuf, &e.name_handle);
+    /* The backend gives no handle and attributes for an entry removed since it was
+     * read (or one it cannot vouch for): it is listed without them, and the client
+     * looks it up if it cares. */
+    if (de->fh && de->st) {
+        nfs3_post_op_attr_fh(c->dir, de->fh, de->st, &e.name_attributes);
+        nfs3_post_op_fh(c->dir, de->fh, fhbuf, &e.name_handle);
     }
     return xdr_encode_entryplus3(x, &e);
 }
@@ -128,7 +128,9 @@ static nfsstat3 nfs3_readdir_encode(struct nfs3_readdir_ctx *c, const struct sta
     c->limit = nfs3_readdir_limit(res, mark, maxcount);
 
     bool eof = false;
-    int err = NFS3_FS(c->dir, readdir, &c->dir->cred, &c->dir->fh, cookie, nfs3_readdir_entry, c, &eof);
+    unsigned flags = c->plus ? FS_READDIR_PLUS : 0;
+    int err = NFS3_FS(c->dir, readdir, &c->dir->cred, &c->dir->fh, cookie, flags, nfs3_readdir_entry, c,
+                      &eof);
     nfsstat3 status = nfs3_status(err);
     if (status == NFS3_OK && c->nentries == 0 && c->stopped)
         status = NFS3ERR_TOOSMALL;
