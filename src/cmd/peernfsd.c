@@ -14,6 +14,7 @@
 
 #include "fs/export.h"
 #include "nfs3/nfs3.h"
+#include "nlm/nlm.h"
 #include "rpc/rpcb.h"
 #include "rpc/server.h"
 #include "util/log.h"
@@ -31,6 +32,9 @@ struct options {
     unsigned threads;
     size_t max_record;
     bool rpcbind;
+    bool nlm;
+    bool nsm;
+    unsigned grace;
     bool use_syslog;
     int log_level;
 };
@@ -39,6 +43,7 @@ static const struct rpcb_service registered[] = {
     { 100003, 3 }, /* NFS v3 */
     { 100005, 1 }, /* MOUNT v1 */
     { 100005, 3 }, /* MOUNT v3 */
+    { 100021, 4 }, /* NLM v4 (last: left out with --no-nlm) */
 };
 
 static void usage(FILE *f)
@@ -51,6 +56,9 @@ static void usage(FILE *f)
           "  -s, --state-dir DIR    state directory (default /var/lib/peernfsd)\n"
           "  -t, --threads N        request threads (default: number of CPUs)\n"
           "  -R, --no-rpcbind       do not register with rpcbind\n"
+          "      --grace SECS       NLM grace period after start: only lock reclaims (default 90)\n"
+          "      --no-nlm           no NLM (lock) service: clients must mount with nolock\n"
+          "      --no-statd         do not monitor lock clients through rpc.statd\n"
           "      --max-record BYTES largest RPC record accepted (default 4 MiB + 64 KiB)\n"
           "      --pidfile FILE     write the process id to FILE\n"
           "  -d, --log-level LEVEL  debug|info|notice|warning|error (default notice)\n"
@@ -72,12 +80,14 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_PIDFILE = 256, OPT_SYSLOG, OPT_MAXREC };
+    enum { OPT_PIDFILE = 256, OPT_SYSLOG, OPT_MAXREC, OPT_GRACE, OPT_NONLM, OPT_NOSTATD };
     static const struct option longopts[] = {
         { "exports", required_argument, NULL, 'e' },   { "port", required_argument, NULL, 'p' },
         { "listen", required_argument, NULL, 'l' },    { "state-dir", required_argument, NULL, 's' },
         { "threads", required_argument, NULL, 't' },   { "no-rpcbind", no_argument, NULL, 'R' },
         { "max-record", required_argument, NULL, OPT_MAXREC },
+        { "grace", required_argument, NULL, OPT_GRACE },  { "no-nlm", no_argument, NULL, OPT_NONLM },
+        { "no-statd", no_argument, NULL, OPT_NOSTATD },
         { "pidfile", required_argument, NULL, OPT_PIDFILE },
         { "log-level", required_argument, NULL, 'd' }, { "syslog", no_argument, NULL, OPT_SYSLOG },
         { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
@@ -86,7 +96,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     int c;
 
     *o = (struct options){ .state_dir = "/var/lib/peernfsd", .port = 2049, .rpcbind = true,
-                           .log_level = LOG_LVL_NOTICE };
+                           .nlm = true, .nsm = true, .grace = 90, .log_level = LOG_LVL_NOTICE };
     while ((c = getopt_long(argc, argv, "e:p:l:s:t:Rd:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'e': o->exports_file = optarg; break;
@@ -113,6 +123,13 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->max_record = v;
             break;
         case OPT_PIDFILE: o->pidfile = optarg; break;
+        case OPT_GRACE:
+            if (parse_uint(optarg, 3600, &v) < 0)
+                return fprintf(stderr, "peernfsd: bad --grace '%s'\n", optarg), -1;
+            o->grace = (unsigned)v;
+            break;
+        case OPT_NONLM: o->nlm = false; break;
+        case OPT_NOSTATD: o->nsm = false; break;
         case 'd':
             if ((o->log_level = log_level_parse(optarg)) < 0)
                 return fprintf(stderr, "peernfsd: bad log level '%s'\n", optarg), -1;
@@ -200,6 +217,9 @@ static int run(const struct options *o)
 {
     struct export_table exports = { 0 };
     struct nfs_service svc;
+    struct nlm_service nlm;
+    bool nlm_ok = false;
+    unsigned nregistered = o->nlm ? 4 : 3;
     struct rpc_server *srv = NULL;
     unsigned transports = 0;
     bool registered_ok = false;
@@ -218,23 +238,39 @@ static int run(const struct options *o)
         export_table_free(&exports);
         return 1;
     }
+    if (o->nlm) {
+        struct nlm_config ncfg = { .grace_secs = o->grace, .nsm = o->nsm, .callbacks = true };
+        if ((rc = nlm_service_init(&nlm, &svc, &ncfg)) < 0) {
+            log_err("NLM service init: %s", strerror(-rc));
+            nfs_service_fini(&svc);
+            export_table_free(&exports);
+            return 1;
+        }
+        nlm_ok = true;
+    }
     struct rpc_server_config cfg = { .nloops = o->threads, .max_record = o->max_record };
     srv = rpc_server_new(&cfg);
     if (!srv || rpc_server_add_program(srv, &nfs3_program, &svc) < 0 ||
-        rpc_server_add_program(srv, &mount_program, &svc) < 0 || listen_all(srv, o, &transports) < 0 ||
+        rpc_server_add_program(srv, &mount_program, &svc) < 0 ||
+        (nlm_ok && rpc_server_add_program(srv, &nlm_program, &nlm) < 0) || listen_all(srv, o, &transports) < 0 ||
         (rc = rpc_server_start(srv)) < 0) {
         log_err("cannot start the RPC server");
         rc = 1;
         goto out;
     }
     if (o->rpcbind) {
-        registered_ok = rpcb_register_all(registered, 3, rpc_server_port(srv), transports) == 0;
+        registered_ok = rpcb_register_all(registered, nregistered, rpc_server_port(srv), transports) == 0;
         if (!registered_ok)
             log_warn("rpcbind registration failed: clients must be told the port (port=, mountport=)");
     }
+    if (nlm_ok) {
+        nlm_service_start(&nlm);
+        if (o->grace)
+            log_notice("NLM grace period: %u s (only lock reclaims until then)", o->grace);
+    }
     if (o->pidfile && write_pidfile(o->pidfile) < 0)
         log_warn("pidfile %s: %s", o->pidfile, strerror(errno));
-    log_notice("serving NFSv3 and MOUNT on port %u", rpc_server_port(srv));
+    log_notice("serving NFSv3, MOUNT%s on port %u", nlm_ok ? " and NLM v4" : "", rpc_server_port(srv));
 
     int sig;
     while (sigwait(&stopset, &sig) == 0 && sig == SIGHUP)
@@ -243,10 +279,13 @@ static int run(const struct options *o)
     rc = 0;
 out:
     if (registered_ok)
-        rpcb_unregister_all(registered, 3, transports);
+        rpcb_unregister_all(registered, nregistered, transports);
     if (srv) {
         struct rpc_server_stats st;
         rpc_server_stop(srv);
+        if (nlm_ok)
+            nlm_service_fini(&nlm);
+        nlm_ok = false;
         rpc_server_get_stats(srv, &st);
         log_info("calls %llu, replies %llu, handed off %llu, pooled %llu, garbage %llu, rejected %llu",
                  (unsigned long long)st.calls, (unsigned long long)st.replies,
@@ -254,6 +293,8 @@ out:
                  (unsigned long long)st.garbage, (unsigned long long)st.rejected);
         rpc_server_destroy(srv);
     }
+    if (nlm_ok)
+        nlm_service_fini(&nlm);
     nfs_service_fini(&svc);
     export_table_free(&exports);
     if (o->pidfile)

@@ -9,12 +9,18 @@
  *  - entries are written only under the snapshot's fill lock, at the end, and become
  *    visible to lock-free readers through the release store of their chunk's count;
  *    chunks never move or shrink until the snapshot is freed;
- *  - lock order: fill lock, then bucket lock; the eviction lock is only tried.
+ *  - lock order: fill lock, then bucket lock; the eviction lock is only tried; the
+ *    inotify lock is taken with no other lock held (dir_free runs outside them all);
+ *  - a watch is in the wd table while the kernel holds it (until rm_watch or
+ *    IN_IGNORED) and is freed when its last snapshot lets go of it.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -136,8 +142,12 @@ static struct dc_chunk *chunk_new(uint32_t cap)
     return c;
 }
 
+static void watch_release(struct dc_watch *w);
+
 static void dir_free(struct dc_dir *d)
 {
+    if (d->watch)
+        watch_release(d->watch);
     struct dc_chunk *c = d->first;
     while (c) {
         struct dc_chunk *next = atomic_load_explicit(&c->next, memory_order_relaxed);
@@ -334,6 +344,7 @@ static int append(struct dc_dir *d, const char *name, size_t namelen, uint64_t i
     e->cookie = cookie;
     e->type = type;
     atomic_init(&e->fh_state, DC_FH_NONE);
+    atomic_init(&e->st_seq, 0);
     if (d->index)
         index_put(d->index, d->index_mask, cookie, d->nchunks - 1, i);
     d->nentries++;
@@ -628,6 +639,262 @@ int dc_open(uintptr_t owner, const struct fs_fh *fh, uint64_t hash, const struct
     *out = n;
     *pos = (struct dc_pos){n->first, 0};
     return 0;
+}
+
+/* ---- entry attributes ---- */
+
+/* Modification generations, one per st_dev bucket (a collision only invalidates more). */
+#define DC_MODGENS 64u
+static struct {
+    _Atomic uint64_t v;
+} __attribute__((aligned(64))) dc_modgens[DC_MODGENS];
+
+_Atomic uint64_t *dc_modgen(dev_t dev)
+{
+    uint64_t h = (uint64_t)dev * 0x9e3779b97f4a7c15ull;
+    return &dc_modgens[(h >> 32) % DC_MODGENS].v;
+}
+
+struct dc_watch {
+    struct dc_watch *next; /* wd table chain */
+    int wd;
+    unsigned refs;      /* snapshots holding it (inotify lock) */
+    bool hashed;        /* in the wd table: the kernel still has the watch */
+    atomic_bool dead;   /* IN_IGNORED seen: serve and store nothing more */
+    _Atomic uint64_t gen;
+};
+
+#define DC_WD_BUCKETS 256u
+#define DC_WATCH_MASK                                                                       \
+    (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |       \
+     IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+
+static struct {
+    pthread_mutex_t lock; /* everything here but the counters and the test hook */
+    int fd;               /* 0: not made yet (fd 0 is never ours), -1: failed */
+    struct dc_watch *tab[DC_WD_BUCKETS];
+    unsigned nwatches;
+    atomic_bool fail_watches;
+    atomic_uint_fast64_t hits, stores, events, overflows, failures;
+} dn = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct dc_watch **wd_slot(int wd)
+{
+    return &dn.tab[(unsigned)wd % DC_WD_BUCKETS];
+}
+
+static struct dc_watch *wd_find(int wd)
+{
+    for (struct dc_watch *w = *wd_slot(wd); w; w = w->next)
+        if (w->wd == wd)
+            return w;
+    return NULL;
+}
+
+static void wd_unhash(struct dc_watch *w)
+{
+    struct dc_watch **pp = wd_slot(w->wd);
+    while (*pp != w)
+        pp = &(*pp)->next;
+    *pp = w->next;
+    w->next = NULL;
+    w->hashed = false;
+}
+
+static void bump(struct dc_watch *w)
+{
+    atomic_fetch_add_explicit(&w->gen, 1, memory_order_relaxed);
+}
+
+static void bump_all(void)
+{
+    for (unsigned i = 0; i < DC_WD_BUCKETS; i++)
+        for (struct dc_watch *w = dn.tab[i]; w; w = w->next)
+            bump(w);
+}
+
+/* Read every queued event (inotify lock held). */
+static void drain_locked(void)
+{
+    union {
+        struct inotify_event align;
+        char b[16384];
+    } buf;
+    for (;;) {
+        ssize_t n = read(dn.fd, buf.b, sizeof(buf.b));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN) /* cannot happen; but then trust nothing */
+            bump_all();
+        if (n <= 0)
+            return;
+        for (ssize_t off = 0; off < n;) {
+            const struct inotify_event *ev = (const void *)(buf.b + off);
+            off += (ssize_t)(sizeof(*ev) + ev->len);
+            count(&dn.events);
+            if (ev->mask & IN_Q_OVERFLOW) {
+                count(&dn.overflows);
+                bump_all();
+                continue;
+            }
+            struct dc_watch *w = wd_find(ev->wd);
+            if (!w)
+                continue; /* a watch we removed */
+            bump(w);
+            if (ev->mask & IN_IGNORED) {
+                atomic_store_explicit(&w->dead, true, memory_order_relaxed);
+                wd_unhash(w);
+                dn.nwatches--;
+            }
+        }
+    }
+}
+
+/* A watch on directory fd `dirfd`, shared with the snapshots already watching it
+ * (inotify lock held, queue just drained so no IN_IGNORED of a wd is pending unread). */
+static struct dc_watch *watch_get_locked(int dirfd)
+{
+    if (atomic_load_explicit(&dn.fail_watches, memory_order_relaxed))
+        return NULL;
+    char path[32];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", dirfd);
+    int wd = inotify_add_watch(dn.fd, path, DC_WATCH_MASK);
+    if (wd < 0)
+        return NULL;
+    struct dc_watch *w = wd_find(wd);
+    if (w) {
+        w->refs++;
+        return w;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        inotify_rm_watch(dn.fd, wd);
+        return NULL;
+    }
+    w->wd = wd;
+    w->refs = 1;
+    w->hashed = true;
+    w->next = *wd_slot(wd);
+    *wd_slot(wd) = w;
+    dn.nwatches++;
+    return w;
+}
+
+static void watch_release(struct dc_watch *w)
+{
+    pthread_mutex_lock(&dn.lock);
+    if (--w->refs == 0) {
+        if (w->hashed) {
+            inotify_rm_watch(dn.fd, w->wd);
+            wd_unhash(w);
+            dn.nwatches--;
+        }
+        free(w);
+    }
+    pthread_mutex_unlock(&dn.lock);
+}
+
+void dc_attrs_begin(struct dc_dir *d, int dirfd, _Atomic uint64_t *mgen, struct dc_attr_ctx *c)
+{
+    *c = (struct dc_attr_ctx){0};
+    if (!d->trusted) /* serves this listing only: nothing to reuse */
+        return;
+    pthread_mutex_lock(&dn.lock);
+    if (dn.fd == 0) {
+        dn.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (dn.fd == 0) { /* fd 0 was closed: keep it, take another */
+            int fd = fcntl(0, F_DUPFD_CLOEXEC, 1);
+            dn.fd = fd < 0 ? -1 : fd;
+        } else if (dn.fd < 0) {
+            dn.fd = -1;
+        }
+    }
+    if (dn.fd > 0) {
+        drain_locked();
+        if (d->watch_state == DC_WATCH_NONE) {
+            d->watch = watch_get_locked(dirfd);
+            d->watch_state = d->watch ? DC_WATCH_SET : DC_WATCH_FAILED;
+            if (!d->watch)
+                count(&dn.failures);
+        }
+        struct dc_watch *w = d->watch;
+        if (w && !atomic_load_explicit(&w->dead, memory_order_relaxed)) {
+            c->on = true;
+            c->wgen = atomic_load_explicit(&w->gen, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&dn.lock);
+    c->mgen = atomic_load_explicit(mgen, memory_order_acquire);
+}
+
+/*
+ * The seqlock without fences (ThreadSanitizer does not model them): the writer's word
+ * stores are release stores after its odd sequence number, the reader's word loads
+ * acquire loads before its second look at the sequence, so a reader that saw any word
+ * of a write sees that write's odd (or a later) sequence number the second time.
+ */
+bool dc_attrs_get(struct dc_ent *e, struct dc_attr_ctx *c, struct stat *st)
+{
+    if (!c->on)
+        return false;
+    unsigned s1 = atomic_load_explicit(&e->st_seq, memory_order_acquire);
+    if (s1 == 0 || (s1 & 1))
+        return false;
+    uint64_t w[DC_ST_WORDS];
+    for (size_t i = 0; i < DC_ST_WORDS; i++)
+        w[i] = atomic_load_explicit(&e->st_w[i], memory_order_acquire);
+    if (atomic_load_explicit(&e->st_seq, memory_order_relaxed) != s1)
+        return false;
+    if (w[DC_ST_WORDS - 2] != c->mgen || w[DC_ST_WORDS - 1] != c->wgen)
+        return false;
+    memcpy(st, w, sizeof(*st));
+    c->hits++;
+    return true;
+}
+
+void dc_attrs_put(struct dc_ent *e, struct dc_attr_ctx *c, const struct stat *st)
+{
+    if (!c->on || S_ISDIR(st->st_mode) || st->st_nlink != 1)
+        return;
+    unsigned s = atomic_load_explicit(&e->st_seq, memory_order_relaxed);
+    if ((s & 1) || !atomic_compare_exchange_strong_explicit(&e->st_seq, &s, s + 1,
+                                                            memory_order_relaxed,
+                                                            memory_order_relaxed))
+        return; /* someone else is storing it */
+    uint64_t w[DC_ST_WORDS];
+    memcpy(w, st, sizeof(*st));
+    w[DC_ST_WORDS - 2] = c->mgen;
+    w[DC_ST_WORDS - 1] = c->wgen;
+    for (size_t i = 0; i < DC_ST_WORDS; i++)
+        atomic_store_explicit(&e->st_w[i], w[i], memory_order_release);
+    /* never back to 0 ("never written") when the counter wraps */
+    atomic_store_explicit(&e->st_seq, s + 2 == 0 ? 2 : s + 2, memory_order_release);
+    c->stores++;
+}
+
+void dc_attrs_end(const struct dc_attr_ctx *c)
+{
+    if (c->hits)
+        atomic_fetch_add_explicit(&dn.hits, c->hits, memory_order_relaxed);
+    if (c->stores)
+        atomic_fetch_add_explicit(&dn.stores, c->stores, memory_order_relaxed);
+}
+
+void dc_get_attr_stats(struct dc_attr_stats *s)
+{
+    s->hits = atomic_load_explicit(&dn.hits, memory_order_relaxed);
+    s->stores = atomic_load_explicit(&dn.stores, memory_order_relaxed);
+    s->events = atomic_load_explicit(&dn.events, memory_order_relaxed);
+    s->overflows = atomic_load_explicit(&dn.overflows, memory_order_relaxed);
+    s->watch_failures = atomic_load_explicit(&dn.failures, memory_order_relaxed);
+    pthread_mutex_lock(&dn.lock);
+    s->watches = dn.nwatches;
+    pthread_mutex_unlock(&dn.lock);
+}
+
+void dc_test_fail_watches(bool fail)
+{
+    atomic_store_explicit(&dn.fail_watches, fail, memory_order_relaxed);
 }
 
 void dc_forget_owner(uintptr_t owner)

@@ -3,6 +3,10 @@
  *   nfstool copy SRC DST                copy_file_range() whole file (-> NFSv4.2 COPY)
  *   nfstool lock FILE [FILE2]           fcntl: set/test/conflict/blocking-lock checks
  *   nfstool flock FILE [FILE2]          flock(LOCK_EX) + conflict check from a child
+ *   nfstool trylock FILE                F_SETLK write lock on the whole file: exit 0 got it
+ *                                       (then unlocks), 3 EAGAIN/EACCES (held elsewhere)
+ *   nfstool waitlock FILE [HOLD_SECS]   F_SETLKW write lock (blocks), prints the wait, holds
+ *                                       it HOLD_SECS (default 0)
  *   nfstool utimes FILE SEC NSEC        utimensat(): atime = mtime = SEC.NSEC exactly
  *   nfstool readdir DIR                 names in directory (cookie) order, without . and ..;
  *                                       busybox ls always sorts and has no -f
@@ -131,6 +135,29 @@ static int do_readdir(const char *path) {
 	return 0;
 }
 
+static int do_trylock(const char *path) {
+	int fd = open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0) return die(path);
+	if (setlk(fd, F_SETLK, F_WRLCK)) {
+		int e = errno;
+		printf("trylock: %s\n", strerror(e));
+		return e == EAGAIN || e == EACCES ? 3 : 1;
+	}
+	printf("trylock: got the lock\n");
+	setlk(fd, F_SETLK, F_UNLCK);
+	return 0;
+}
+
+static int do_waitlock(const char *path, int hold) {
+	int fd = open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0) return die(path);
+	double t0 = now();
+	if (setlk(fd, F_SETLKW, F_WRLCK)) return die("F_SETLKW");
+	printf("waitlock: granted after %.2fs\n", now() - t0);
+	if (hold > 0) sleep(hold);
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 6 && !strcmp(argv[1], "mount")) {
@@ -140,9 +167,11 @@ int main(int argc, char **argv) {
 	if (argc == 4 && !strcmp(argv[1], "copy")) return do_copy(argv[2], argv[3]);
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "lock")) return do_lock(argv[2], argv[argc - 1]);
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "flock")) return do_flock(argv[2], argv[argc - 1]);
+	if (argc == 3 && !strcmp(argv[1], "trylock")) return do_trylock(argv[2]);
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "waitlock")) return do_waitlock(argv[2], argc == 4 ? atoi(argv[3]) : 0);
 	if (argc == 5 && !strcmp(argv[1], "utimes")) return do_utimes(argv[2], argv[3], argv[4]);
 	if (argc == 3 && !strcmp(argv[1], "readdir")) return do_readdir(argv[2]);
 	fprintf(stderr, "usage: nfstool mount SRC DIR FSTYPE OPTS | copy SRC DST | lock FILE [FILE2] |"
-		" flock FILE [FILE2] | utimes FILE SEC NSEC | readdir DIR\n");
+		" flock FILE [FILE2] | trylock FILE | waitlock FILE [SECS] | utimes FILE SEC NSEC | readdir DIR\n");
 	return 2;
 }

@@ -1,0 +1,299 @@
+/*
+ * NSM: the local rpc.statd watches our locking clients (SM_MON) and calls us back
+ * (NLM v4 procedure 16, struct sm_status) when one rebooted; at start we tell statd we
+ * restarted (SM_SIMU_CRASH: statd bumps its state and notifies the hosts it monitors).
+ *
+ * All statd traffic runs on one background thread: a lock request only queues the
+ * host (never waits on statd), so a slow or absent statd never turns into ENOLCK;
+ * failed calls are retried with backoff (1 s doubling to 30 s). Like Linux's lockd,
+ * the monitored name is the client's address (statd must be able to resolve it);
+ * the caller names seen from that address are the hosts whose locks go when it reboots.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nlm/nlm_internal.h"
+#include "rpc/clnt.h"
+#include "util/log.h"
+#include "xdr/sm_inter_xdr.h"
+
+#define NSM_PROG 100024u
+#define NSM_VERS 1u
+#define NSM_PROC_MON 2u
+#define NSM_PROC_SIMU_CRASH 5u
+#define NSM_TIMEOUT_MS 2000
+#define NSM_HOSTS_MAX 4096u
+#define NSM_BACKOFF_MAX 30
+
+struct nsm_host {
+    struct nsm_host *next;
+    char mon_name[INET6_ADDRSTRLEN];
+    char *caller;
+    size_t caller_len;
+    bool monitored;
+    unsigned backoff;
+    time_t next_try;
+};
+
+struct nlm_nsm {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop, crash_pending;
+    unsigned crash_backoff;
+    time_t crash_next;
+    struct nsm_host *hosts;
+    unsigned nhosts;
+};
+
+static time_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+static int nsm_call(uint32_t proc, rpc_xdr_enc_fn enc, const void *args, bool want_res)
+{
+    struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int err = 0;
+    int port = nlm_getport((struct sockaddr *)&lo, sizeof(lo), NSM_PROG, NSM_VERS, IPPROTO_TCP, NSM_TIMEOUT_MS);
+    if (port < 0)
+        return port;
+    lo.sin_port = htons((uint16_t)port);
+    struct rpc_clnt *c = rpc_clnt_connect((struct sockaddr *)&lo, sizeof(lo), NSM_TIMEOUT_MS, &err);
+    if (!c)
+        return err ? -abs(err) : -ECONNREFUSED;
+    struct rpc_reply rep;
+    int rc = rpc_clnt_call(c, NSM_PROG, NSM_VERS, proc, NULL, enc, args, NSM_TIMEOUT_MS, &rep);
+    if (rc == 0) {
+        sm_stat_res res;
+        if (want_res)
+            rc = !xdr_decode_sm_stat_res(&rep.res, &res) ? -EBADMSG : res.res_stat == stat_succ ? 0 : -EREMOTEIO;
+        rpc_reply_free(&rep);
+    } else if (rc == -EPROTO) {
+        rpc_reply_free(&rep);
+    }
+    rpc_clnt_destroy(c);
+    return rc;
+}
+
+static bool enc_mon(struct xdr_enc *x, const void *a)
+{
+    return xdr_encode_sm_mon(x, a);
+}
+
+static bool enc_void(struct xdr_enc *x, const void *a)
+{
+    (void)x;
+    (void)a;
+    return true;
+}
+
+static int nsm_mon(const char *mon_name)
+{
+    static const char my_name[] = "127.0.0.1"; /* statd calls back on loopback */
+    sm_mon m;
+    memset(&m, 0, sizeof(m));
+    m.mon_id.mon_name = (struct xdr_string){ (uint32_t)strlen(mon_name), mon_name };
+    m.mon_id.my_id.my_name = (struct xdr_string){ sizeof(my_name) - 1, my_name };
+    m.mon_id.my_id.my_prog = (int32_t)NLM_PROG;
+    m.mon_id.my_id.my_vers = 4;
+    m.mon_id.my_id.my_proc = (int32_t)NLM_PROC_SM_NOTIFY;
+    return nsm_call(NSM_PROC_MON, enc_mon, &m, true);
+}
+
+static unsigned next_backoff(unsigned b)
+{
+    return b == 0 ? 1 : b * 2 > NSM_BACKOFF_MAX ? NSM_BACKOFF_MAX : b * 2;
+}
+
+static void *nsm_thread(void *arg)
+{
+    struct nlm_nsm *n = arg;
+    pthread_mutex_lock(&n->mu);
+    while (!n->stop) {
+        time_t now = mono_now(), wake = now + 3600;
+        if (n->crash_pending && n->crash_next <= now) {
+            pthread_mutex_unlock(&n->mu);
+            int rc = nsm_call(NSM_PROC_SIMU_CRASH, enc_void, NULL, false);
+            pthread_mutex_lock(&n->mu);
+            if (rc == 0) {
+                n->crash_pending = false;
+                log_notice("nsm: told rpc.statd we restarted (SM_SIMU_CRASH)");
+            } else {
+                n->crash_backoff = next_backoff(n->crash_backoff);
+                n->crash_next = mono_now() + n->crash_backoff;
+                log_info("nsm: SM_SIMU_CRASH: %s; retrying in %u s", strerror(-rc), n->crash_backoff);
+            }
+            continue;
+        }
+        if (n->crash_pending && n->crash_next < wake)
+            wake = n->crash_next;
+        struct nsm_host *todo = NULL;
+        for (struct nsm_host *h = n->hosts; h; h = h->next) {
+            if (h->monitored)
+                continue;
+            if (h->next_try <= now) {
+                todo = h;
+                break;
+            }
+            if (h->next_try < wake)
+                wake = h->next_try;
+        }
+        if (todo) {
+            char name[INET6_ADDRSTRLEN];
+            memcpy(name, todo->mon_name, sizeof(name));
+            pthread_mutex_unlock(&n->mu);
+            int rc = nsm_mon(name);
+            pthread_mutex_lock(&n->mu);
+            /* todo may be gone (rebooted): find it again by name */
+            for (struct nsm_host *h = n->hosts; h; h = h->next) {
+                if (strcmp(h->mon_name, name) != 0 || h->monitored)
+                    continue;
+                if (rc == 0) {
+                    h->monitored = true;
+                    log_info("nsm: monitoring %s", name);
+                } else {
+                    h->backoff = next_backoff(h->backoff);
+                    h->next_try = mono_now() + h->backoff;
+                    log_info("nsm: SM_MON %s: %s; retrying in %u s", name, strerror(-rc), h->backoff);
+                }
+            }
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += wake - now;
+        pthread_cond_timedwait(&n->cv, &n->mu, &until);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+int nlm_nsm_init(struct nlm_service *s)
+{
+    struct nlm_nsm *n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->cv, NULL);
+    if (pthread_create(&n->thread, NULL, nsm_thread, n) != 0) {
+        pthread_cond_destroy(&n->cv);
+        pthread_mutex_destroy(&n->mu);
+        free(n);
+        return -EAGAIN;
+    }
+    s->nsm = n;
+    return 0;
+}
+
+void nlm_nsm_fini(struct nlm_service *s)
+{
+    struct nlm_nsm *n = s->nsm;
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    n->stop = true;
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+    pthread_join(n->thread, NULL);
+    for (struct nsm_host *h = n->hosts, *next; h; h = next) {
+        next = h->next;
+        free(h->caller);
+        free(h);
+    }
+    pthread_cond_destroy(&n->cv);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+    s->nsm = NULL;
+}
+
+void nlm_nsm_simu_crash(struct nlm_service *s)
+{
+    struct nlm_nsm *n = s->nsm;
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    n->crash_pending = true;
+    n->crash_next = 0;
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void peer_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf, (socklen_t)len);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)len);
+        else
+            inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+    }
+}
+
+void nlm_nsm_monitor(struct nlm_service *s, const struct sockaddr *peer, const char *caller, size_t caller_len)
+{
+    struct nlm_nsm *n = s->nsm;
+    char name[INET6_ADDRSTRLEN];
+
+    if (!n)
+        return;
+    peer_name(peer, name, sizeof(name));
+    if (!name[0])
+        return;
+    pthread_mutex_lock(&n->mu);
+    for (struct nsm_host *h = n->hosts; h; h = h->next) {
+        if (strcmp(h->mon_name, name) == 0 && h->caller_len == caller_len && memcmp(h->caller, caller, caller_len) == 0) {
+            pthread_mutex_unlock(&n->mu);
+            return;
+        }
+    }
+    struct nsm_host *h = n->nhosts < NSM_HOSTS_MAX ? calloc(1, sizeof(*h)) : NULL;
+    if (h && (h->caller = malloc(caller_len ? caller_len : 1))) {
+        memcpy(h->mon_name, name, sizeof(name));
+        memcpy(h->caller, caller, caller_len);
+        h->caller_len = caller_len;
+        h->next = n->hosts;
+        n->hosts = h;
+        n->nhosts++;
+        pthread_cond_broadcast(&n->cv);
+    } else {
+        free(h);
+        log_warn("nsm: too many monitored hosts; %s not monitored", name);
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+void nlm_nsm_rebooted(struct nlm_service *s, const char *mon_name, size_t len)
+{
+    struct nlm_nsm *n = s->nsm;
+    uint8_t key[NLM_KEY_MAX];
+
+    log_notice("nsm: %.*s rebooted: releasing its locks", (int)len, mon_name);
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    for (struct nsm_host **pp = &n->hosts; *pp;) {
+        struct nsm_host *h = *pp;
+        if (strlen(h->mon_name) == len && memcmp(h->mon_name, mon_name, len) == 0) {
+            size_t klen = nlm_host_key(key, h->caller, h->caller_len);
+            lock_release_host(s->locks, key, klen);
+            nlm_share_release_host(s, key, klen);
+            *pp = h->next;
+            free(h->caller);
+            free(h);
+            n->nhosts--;
+        } else {
+            pp = &h->next;
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+}
