@@ -49,9 +49,9 @@ static const struct rpcb_service registered[] = {
 static void usage(FILE *f)
 {
     fputs("usage: peernfsd [OPTIONS] [DIR]\n"
-          "Export DIR (or the exports in --exports FILE) over NFSv3 and MOUNT.\n\n"
+          "Export DIR (or the exports in --exports FILE) over NFSv3, MOUNT and NLM.\n\n"
           "  -e, --exports FILE     read exports from FILE (exports(5) syntax)\n"
-          "  -p, --port N           TCP port for NFS and MOUNT (default 2049)\n"
+          "  -p, --port N           port (TCP and UDP) for NFS, MOUNT and NLM (default 2049)\n"
           "  -l, --listen ADDR      listen on ADDR (repeatable; default 0.0.0.0 and ::)\n"
           "  -s, --state-dir DIR    state directory (default /var/lib/peernfsd)\n"
           "  -t, --threads N        request threads (default: number of CPUs)\n"
