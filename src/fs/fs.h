@@ -172,6 +172,12 @@ struct fs_ops {
                    uint64_t cookie, unsigned flags, fs_readdir_fn fn, void *ctx, bool *eof);
 
     int (*statfs)(struct fs_export *ex, const struct fs_fh *fh, struct fs_statfs *sf);
+
+    /* A NEW file descriptor for the object (flags: O_ACCMODE plus O_* modifiers), for code
+     * that needs an open file description of its own, such as the lock space (one per lock
+     * owner and file). Runs with the server's own rights: the protocol layer decides
+     * access. -ESTALE for a removed object, -EBADF for a malformed handle. */
+    int (*open_fd)(struct fs_export *ex, const struct fs_fh *fh, int flags);
 };
 
 extern const struct fs_ops fs_posix_ops;

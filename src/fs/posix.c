@@ -180,6 +180,17 @@ static int px_open_by_handle(struct fs_export *ex, const struct fs_fh *fh, int f
     return -err;
 }
 
+static int px_open_fd(struct fs_export *ex, const struct fs_fh *fh, int flags)
+{
+    int fd = px_open_by_handle(ex, fh, flags);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_nlink == 0) {
+        close(fd); /* an unlinked file still open elsewhere: gone for NFS */
+        return -ESTALE;
+    }
+    return fd;
+}
+
 /* openat, making room in the cache when the process is out of fds. */
 static int px_openat(struct fs_export *ex, int dirfd, const char *name, int flags, mode_t mode)
 {
@@ -1133,5 +1144,6 @@ const struct fs_ops fs_posix_ops = {
     .rename = px_rename,
     .link = px_link,
     .readdir = px_readdir,
+    .open_fd = px_open_fd,
     .statfs = px_statfs,
 };

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "fs/fh.h"
-#include "fs/fh_open.h"
 #include "nlm/nlm_internal.h"
 #include "util/log.h"
 #include "xdr/sm_inter_xdr.h"
@@ -28,7 +27,7 @@ struct nlm_file {
 static int nlm_open_file(void *ctx, int flags)
 {
     struct nlm_file *f = ctx;
-    int fd = fs_open_fd(f->ex, &f->fh, flags);
+    int fd = f->ex->ops->open_fd ? f->ex->ops->open_fd(f->ex->fs, &f->fh, flags) : -EOPNOTSUPP;
     if (fd < 0)
         log_debug("nlm: opening the file for locking: %s", strerror(-fd));
     return fd;
