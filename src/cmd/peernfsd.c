@@ -17,6 +17,8 @@
 #include "nlm/nlm.h"
 #include "rpc/rpcb.h"
 #include "rpc/server.h"
+#include "lock/lock.h"
+#include "nfs4/nfs4.h"
 #include "util/log.h"
 
 #define MAX_LISTEN 8
@@ -35,28 +37,46 @@ struct options {
     bool nlm;
     bool nsm;
     unsigned grace;
+    bool nfs4;
+    unsigned lease;
+    unsigned max_minor;
+    bool delegations;
+    const char *idmap_domain;
     bool use_syslog;
     int log_level;
 };
 
-static const struct rpcb_service registered[] = {
-    { 100003, 3 }, /* NFS v3 */
-    { 100005, 1 }, /* MOUNT v1 */
-    { 100005, 3 }, /* MOUNT v3 */
-    { 100021, 4 }, /* NLM v4 (last: left out with --no-nlm) */
-};
+/* The rpcbind registrations of the services this run offers. */
+static unsigned registrations(const struct options *o, struct rpcb_service out[5])
+{
+    unsigned n = 0;
+    out[n++] = (struct rpcb_service){ 100003, 3 }; /* NFS v3 */
+    out[n++] = (struct rpcb_service){ 100005, 1 }; /* MOUNT v1 */
+    out[n++] = (struct rpcb_service){ 100005, 3 }; /* MOUNT v3 */
+    if (o->nfs4)
+        out[n++] = (struct rpcb_service){ 100003, 4 };
+    if (o->nlm)
+        out[n++] = (struct rpcb_service){ 100021, 4 };
+    return n;
+}
 
 static void usage(FILE *f)
 {
     fputs("usage: peernfsd [OPTIONS] [DIR]\n"
-          "Export DIR (or the exports in --exports FILE) over NFSv3, MOUNT and NLM.\n\n"
+          "Export DIR (or the exports in --exports FILE) over NFSv3, MOUNT, NLM and NFSv4.0-4.2.\n\n"
           "  -e, --exports FILE     read exports from FILE (exports(5) syntax)\n"
           "  -p, --port N           port (TCP and UDP) for NFS, MOUNT and NLM (default 2049)\n"
           "  -l, --listen ADDR      listen on ADDR (repeatable; default 0.0.0.0 and ::)\n"
           "  -s, --state-dir DIR    state directory (default /var/lib/peernfsd)\n"
           "  -t, --threads N        request threads (default: number of CPUs)\n"
           "  -R, --no-rpcbind       do not register with rpcbind\n"
-          "      --grace SECS       NLM grace period after start: only lock reclaims (default 90)\n"
+          "      --grace SECS       grace period after start: only reclaims of locks (NLM) and\n"
+          "                         of NFSv4 state by clients that held some (default 90)\n"
+          "      --lease SECS       NFSv4 lease time (default 90)\n"
+          "      --no-nfs4          no NFSv4 service\n"
+          "      --max-minor N      highest NFSv4 minor version served: 0, 1 or 2 (default 2)\n"
+          "      --no-delegations   never hand out NFSv4 delegations\n"
+          "      --idmap-domain D   NFSv4 owners as user@D through NSS (default: numeric ids)\n"
           "      --no-nlm           no NLM (lock) service: clients must mount with nolock\n"
           "      --no-statd         do not monitor lock clients through rpc.statd\n"
           "      --max-record BYTES largest RPC record accepted (default 4 MiB + 64 KiB)\n"
@@ -80,14 +100,18 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_PIDFILE = 256, OPT_SYSLOG, OPT_MAXREC, OPT_GRACE, OPT_NONLM, OPT_NOSTATD };
+    enum { OPT_PIDFILE = 256, OPT_SYSLOG, OPT_MAXREC, OPT_GRACE, OPT_NONLM, OPT_NOSTATD, OPT_NONFS4, OPT_LEASE,
+           OPT_MAXMINOR, OPT_NODELEG, OPT_IDMAP };
     static const struct option longopts[] = {
         { "exports", required_argument, NULL, 'e' },   { "port", required_argument, NULL, 'p' },
         { "listen", required_argument, NULL, 'l' },    { "state-dir", required_argument, NULL, 's' },
         { "threads", required_argument, NULL, 't' },   { "no-rpcbind", no_argument, NULL, 'R' },
         { "max-record", required_argument, NULL, OPT_MAXREC },
         { "grace", required_argument, NULL, OPT_GRACE },  { "no-nlm", no_argument, NULL, OPT_NONLM },
-        { "no-statd", no_argument, NULL, OPT_NOSTATD },
+        { "no-statd", no_argument, NULL, OPT_NOSTATD },  { "no-nfs4", no_argument, NULL, OPT_NONFS4 },
+        { "lease", required_argument, NULL, OPT_LEASE }, { "max-minor", required_argument, NULL, OPT_MAXMINOR },
+        { "no-delegations", no_argument, NULL, OPT_NODELEG },
+        { "idmap-domain", required_argument, NULL, OPT_IDMAP },
         { "pidfile", required_argument, NULL, OPT_PIDFILE },
         { "log-level", required_argument, NULL, 'd' }, { "syslog", no_argument, NULL, OPT_SYSLOG },
         { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
@@ -96,7 +120,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     int c;
 
     *o = (struct options){ .state_dir = "/var/lib/peernfsd", .port = 2049, .rpcbind = true,
-                           .nlm = true, .nsm = true, .grace = 90, .log_level = LOG_LVL_NOTICE };
+                           .nlm = true, .nsm = true, .grace = 90, .nfs4 = true, .lease = 90, .max_minor = 2,
+                           .delegations = true, .log_level = LOG_LVL_NOTICE };
     while ((c = getopt_long(argc, argv, "e:p:l:s:t:Rd:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'e': o->exports_file = optarg; break;
@@ -130,6 +155,19 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_NONLM: o->nlm = false; break;
         case OPT_NOSTATD: o->nsm = false; break;
+        case OPT_NONFS4: o->nfs4 = false; break;
+        case OPT_LEASE:
+            if (parse_uint(optarg, 3600, &v) < 0 || v < 10)
+                return fprintf(stderr, "peernfsd: bad --lease '%s' (10..3600)\n", optarg), -1;
+            o->lease = (unsigned)v;
+            break;
+        case OPT_MAXMINOR:
+            if (parse_uint(optarg, 2, &v) < 0)
+                return fprintf(stderr, "peernfsd: bad --max-minor '%s' (0..2)\n", optarg), -1;
+            o->max_minor = (unsigned)v;
+            break;
+        case OPT_NODELEG: o->delegations = false; break;
+        case OPT_IDMAP: o->idmap_domain = optarg; break;
         case 'd':
             if ((o->log_level = log_level_parse(optarg)) < 0)
                 return fprintf(stderr, "peernfsd: bad log level '%s'\n", optarg), -1;
@@ -213,13 +251,41 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* NFSv4 shares the lock space with NLM (one lock space: design.md); without NLM it
+ * gets one of its own. */
+static int start_nfs4(const struct options *o, struct nfs_service *svc, struct lock_space *locks,
+                      struct nfs4_server **out, struct lock_space **own_locks)
+{
+    if (!locks) {
+        struct lock_space_params lp = { 0 };
+        locks = *own_locks = lock_space_create(&lp);
+        if (!locks)
+            return -1;
+    }
+    struct nfs4_server_config cfg = {
+        .state_dir = o->state_dir,
+        .lease_seconds = o->lease,
+        .grace_seconds = o->grace ? o->grace : UINT32_MAX,
+        .idmap_domain = o->idmap_domain,
+        .no_delegations = !o->delegations,
+        .max_minor = o->max_minor,
+    };
+    int rc = nfs4_server_create(out, svc->exports, &svc->fh_key, svc->write_verf, locks, &cfg);
+    if (rc < 0)
+        log_err("NFSv4 service init: %s", strerror(-rc));
+    return rc;
+}
+
 static int run(const struct options *o)
 {
     struct export_table exports = { 0 };
     struct nfs_service svc;
     struct nlm_service nlm;
     bool nlm_ok = false;
-    unsigned nregistered = o->nlm ? 4 : 3;
+    struct rpcb_service registered[5];
+    unsigned nregistered = registrations(o, registered);
+    struct nfs4_server *nfs4 = NULL;
+    struct lock_space *own_locks = NULL;
     struct rpc_server *srv = NULL;
     unsigned transports = 0;
     bool registered_ok = false;
@@ -248,10 +314,15 @@ static int run(const struct options *o)
         }
         nlm_ok = true;
     }
+    if (o->nfs4 && start_nfs4(o, &svc, nlm_ok ? nlm.locks : NULL, &nfs4, &own_locks) < 0) {
+        rc = 1;
+        goto out;
+    }
     struct rpc_server_config cfg = { .nloops = o->threads, .max_record = o->max_record };
     srv = rpc_server_new(&cfg);
     if (!srv || rpc_server_add_program(srv, &nfs3_program, &svc) < 0 ||
         rpc_server_add_program(srv, &mount_program, &svc) < 0 ||
+        (nfs4 && rpc_server_add_program(srv, &nfs4_program, nfs4) < 0) ||
         (nlm_ok && rpc_server_add_program(srv, &nlm_program, &nlm) < 0) || listen_all(srv, o, &transports) < 0 ||
         (rc = rpc_server_start(srv)) < 0) {
         log_err("cannot start the RPC server");
@@ -270,7 +341,8 @@ static int run(const struct options *o)
     }
     if (o->pidfile && write_pidfile(o->pidfile) < 0)
         log_warn("pidfile %s: %s", o->pidfile, strerror(errno));
-    log_notice("serving NFSv3, MOUNT%s on port %u", nlm_ok ? " and NLM v4" : "", rpc_server_port(srv));
+    log_notice("serving NFSv3, MOUNT%s%s on port %u", nlm_ok ? ", NLM v4" : "", nfs4 ? ", NFSv4" : "",
+               rpc_server_port(srv));
 
     int sig;
     while (sigwait(&stopset, &sig) == 0 && sig == SIGHUP)
@@ -293,8 +365,11 @@ out:
                  (unsigned long long)st.garbage, (unsigned long long)st.rejected);
         rpc_server_destroy(srv);
     }
+    nfs4_server_destroy(nfs4);
     if (nlm_ok)
         nlm_service_fini(&nlm);
+    if (own_locks)
+        lock_space_destroy(own_locks);
     nfs_service_fini(&svc);
     export_table_free(&exports);
     if (o->pidfile)

@@ -178,6 +178,16 @@ struct fs_ops {
      * owner and file). Runs with the server's own rights: the protocol layer decides
      * access. -ESTALE for a removed object, -EBADF for a malformed handle. */
     int (*open_fd)(struct fs_export *ex, const struct fs_fh *fh, int flags);
+
+    /* Optional (NULL: the protocol layer answers "not supported"). */
+    /* lseek(2) SEEK_DATA / SEEK_HOLE (whence) of a regular file from `offset`: -ENXIO when
+     * offset is at or past the end, or (SEEK_DATA) only a hole follows. */
+    int (*seek)(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, int whence,
+                uint64_t *out);
+    /* fallocate(2) of a regular file: reserve [offset, offset+length) (the file may grow),
+     * or with `punch` deallocate it (a hole; the size stays). `st` gets the attributes after. */
+    int (*allocate)(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, uint64_t length,
+                    bool punch, struct stat *st);
 };
 
 extern const struct fs_ops fs_posix_ops;

@@ -702,6 +702,46 @@ static int px_commit(struct fs_export *ex, const struct fs_fh *fh, uint64_t offs
     return err;
 }
 
+static int px_seek(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, int whence, uint64_t *out)
+{
+    if (offset > (uint64_t)INT64_MAX)
+        return -ENXIO;
+    struct fdc_entry *e;
+    int err = px_get(ex, fh, FDC_READ, WANT_REG, &e, NULL);
+    if (err)
+        return err;
+    /* The cached description is shared: lseek moves its offset, which nothing else
+     * uses (reads and writes are positional). */
+    off_t r = lseek(e->fd, (off_t)offset, whence);
+    err = r < 0 ? -errno : 0;
+    fdc_put(e);
+    if (!err)
+        *out = (uint64_t)r;
+    return err;
+}
+
+static int px_allocate(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, uint64_t length,
+                       bool punch, struct stat *st)
+{
+    if (offset > (uint64_t)INT64_MAX || length > (uint64_t)INT64_MAX - offset)
+        return -EFBIG;
+    struct fdc_entry *e;
+    int err = px_get(ex, fh, FDC_WRITE, WANT_REG, &e, NULL);
+    if (err)
+        return err;
+    int mode = punch ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : 0;
+    int r;
+    do
+        r = fallocate(e->fd, mode, (off_t)offset, (off_t)length);
+    while (r < 0 && errno == EINTR);
+    err = r < 0 ? -errno : 0;
+    dc_modified(ex->modgen);
+    if (!err && fstat(e->fd, st) < 0)
+        err = -errno;
+    fdc_put(e);
+    return err;
+}
+
 /* ---- creating ---- */
 
 static int px_create(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *dir,
@@ -1146,4 +1186,6 @@ const struct fs_ops fs_posix_ops = {
     .readdir = px_readdir,
     .open_fd = px_open_fd,
     .statfs = px_statfs,
+    .seek = px_seek,
+    .allocate = px_allocate,
 };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,9 @@
 #define CLNT_BUF_LARGE ((1u << 20) + (64u << 10))
 #define CLNT_MAX_REPLY ((4u << 20) + (64u << 10))
 #define CLNT_TICK_MS 100 /* how often the reader looks for expired calls */
+#define CLNT_CB_WORKERS 2    /* threads running callback handlers (per client) */
+#define CB_MAX_QUEUED 256    /* callback calls waiting for a worker; beyond: dropped */
+#define CB_ARENA_SIZE (64 * 1024)
 
 struct pending {
     struct pending *next;
@@ -25,6 +29,12 @@ struct pending {
     int64_t deadline_ms;
     rpc_clnt_done_fn done;
     void *arg;
+};
+
+/* A CALL from the server (back channel) waiting for a callback worker. */
+struct cb_job {
+    struct cb_job *next;
+    struct rec_slice rec; /* holds a buffer reference */
 };
 
 struct rpc_clnt {
@@ -37,6 +47,19 @@ struct rpc_clnt {
     bool dead;   /* the connection failed: new calls fail at once */
     int wake[2]; /* pipe: tells the reader to exit */
     struct rec_reader rr;
+    struct sockaddr_storage peer; /* the server: call->peer of callback handlers */
+    socklen_t peer_len;
+    /* Callback service. Handlers run on cb workers, never on the reader, so one may make
+     * a blocking forward call on this client: the reader keeps delivering replies. */
+    pthread_mutex_t cb_mu; /* guards the fields below */
+    pthread_cond_t cb_cv;
+    const struct rpc_program_desc *cb_prog; /* NULL: every call gets PROG_UNAVAIL */
+    void *cb_ctx;
+    struct cb_job *cb_head, *cb_tail;
+    unsigned cb_queued;
+    unsigned cb_nthreads; /* workers started (lazily) */
+    bool cb_stop;
+    pthread_t cb_threads[CLNT_CB_WORKERS];
 };
 
 static int64_t now_ms(void)
@@ -119,6 +142,233 @@ static void deliver(struct rpc_clnt *c, const uint8_t *data, size_t len)
     free(p);
 }
 
+/* ---------- callback service: calls from the server on this connection ---------- */
+
+/* Per worker: where arguments are decoded and results encoded. */
+struct cb_worker {
+    struct rpc_clnt *c;
+    int index;
+    uint8_t *reply; /* CLNT_BUF_LARGE: untouched pages cost nothing */
+    uint8_t *arena;
+};
+
+static int send_all(int fd, const uint8_t *p, size_t len);
+
+/* Version lookup and the reply for a call that reaches no handler; 0 when it does. */
+static uint32_t cb_check(const struct rpc_program_desc *prog, const struct rpc_call_hdr *h,
+                         const struct rpc_cred *cred, const struct rpc_proc_desc **proc,
+                         enum rpc_parse_result *pr)
+{
+    if (!prog || prog->prog != h->prog)
+        return RPC_PROG_UNAVAIL;
+    const struct rpc_version_desc *v = NULL;
+    for (uint32_t i = 0; i < prog->nvers && !v; i++)
+        if (prog->versions[i].vers == h->vers)
+            v = &prog->versions[i];
+    if (!v)
+        return RPC_PROG_MISMATCH;
+    if (h->proc >= v->nprocs || !v->procs[h->proc].fn)
+        return RPC_PROC_UNAVAIL;
+    *proc = &v->procs[h->proc];
+    if (((*proc)->flags & RPC_PROC_NEED_AUTH_SYS) && cred->flavor != RPC_AUTH_SYS)
+        *pr = RPC_PARSE_AUTH_ERROR;
+    return RPC_SUCCESS;
+}
+
+static void prog_range(const struct rpc_program_desc *prog, uint32_t *low, uint32_t *high)
+{
+    *low = UINT32_MAX;
+    *high = 0;
+    for (uint32_t i = 0; i < prog->nvers; i++) {
+        uint32_t v = prog->versions[i].vers;
+        *low = v < *low ? v : *low;
+        *high = v > *high ? v : *high;
+    }
+}
+
+/* Encode the answer to one CALL into w->reply after its record mark, running the
+ * handler when the call reaches one. Returns the record length, 0 for no reply. */
+static size_t cb_answer(struct cb_worker *w, const struct rec_slice *rec, uint32_t *xid)
+{
+    struct rpc_clnt *c = w->c;
+    struct rpc_call_hdr h;
+    struct rpc_call call = { .peer = (const struct sockaddr *)&c->peer,
+                             .peer_len = c->peer_len, .worker = w->index };
+    enum rpc_parse_result pr = rpc_parse_call(rec->data, rec->len, &h, &call.cred);
+    if (pr == RPC_PARSE_DROP || pr == RPC_PARSE_REPLY)
+        return 0;
+    *xid = h.xid;
+    pthread_mutex_lock(&c->cb_mu); /* set once, but maybe after this call arrived */
+    const struct rpc_program_desc *prog = c->cb_prog;
+    call.prog_ctx = c->cb_ctx;
+    pthread_mutex_unlock(&c->cb_mu);
+
+    const struct rpc_proc_desc *proc = NULL;
+    uint32_t stat = pr == RPC_PARSE_CALL ? cb_check(prog, &h, &call.cred, &proc, &pr) : 0;
+    struct xdr_enc out;
+    xdr_enc_init(&out, w->reply + 4, CLNT_BUF_LARGE - 4);
+    if (pr == RPC_PARSE_RPC_MISMATCH) {
+        rpc_enc_rpc_mismatch(&out, h.xid);
+    } else if (pr == RPC_PARSE_AUTH_ERROR) {
+        rpc_enc_auth_error(&out, h.xid, proc ? RPC_AUTH_TOOWEAK_STAT : h.auth_stat);
+    } else if (stat == RPC_PROG_MISMATCH) {
+        uint32_t low, high;
+        prog_range(prog, &low, &high);
+        rpc_enc_prog_mismatch(&out, h.xid, low, high);
+    } else if (stat != RPC_SUCCESS) {
+        rpc_enc_accepted(&out, h.xid, stat);
+    } else {
+        const size_t hdr = 4 + RPC_ACCEPTED_HDR_LEN;
+        struct xdr_arena arena;
+        xdr_arena_init(&arena, w->arena, CB_ARENA_SIZE);
+        call.xid = h.xid;
+        call.prog = h.prog;
+        call.vers = h.vers;
+        call.proc = h.proc;
+        xdr_dec_init(&call.args, rec->data + h.args_off, rec->len - h.args_off, &arena);
+        xdr_enc_init(&call.res, w->reply + hdr, CLNT_BUF_LARGE - hdr);
+        enum rpc_accept_status st = proc->fn(&call);
+        if (st == RPC_NO_REPLY || st == RPC_DEFERRED) /* nothing to defer to: no reply */
+            return 0;
+        if (st == RPC_AUTH_TOOWEAK) {
+            rpc_enc_auth_error(&out, h.xid, RPC_AUTH_TOOWEAK_STAT);
+        } else {
+            rpc_enc_accepted(&out, h.xid, st);
+            if (st == RPC_SUCCESS)
+                return hdr + xdr_enc_len(&call.res);
+        }
+    }
+    return 4 + xdr_enc_len(&out);
+}
+
+static void cb_execute(struct cb_worker *w, const struct rec_slice *rec)
+{
+    struct rpc_clnt *c = w->c;
+    uint32_t xid = 0;
+    size_t len = cb_answer(w, rec, &xid);
+    if (!len)
+        return;
+    xdr_put_be32(w->reply, REC_LAST_FRAG | (uint32_t)(len - 4));
+    pthread_mutex_lock(&c->send_mu); /* whole records: forward calls take it too */
+    int err = send_all(c->fd, w->reply, len);
+    pthread_mutex_unlock(&c->send_mu);
+    if (err)
+        log_debug("rpc client: callback reply xid %#x not sent: %s", xid, strerror(-err));
+}
+
+static void *cb_worker_main(void *arg)
+{
+    struct cb_worker *w = arg;
+    struct rpc_clnt *c = w->c;
+    for (;;) {
+        pthread_mutex_lock(&c->cb_mu);
+        while (!c->cb_head && !c->cb_stop)
+            pthread_cond_wait(&c->cb_cv, &c->cb_mu);
+        struct cb_job *j = c->cb_stop ? NULL : c->cb_head;
+        if (j) {
+            c->cb_head = j->next;
+            if (!c->cb_head)
+                c->cb_tail = NULL;
+            c->cb_queued--;
+        }
+        pthread_mutex_unlock(&c->cb_mu);
+        if (!j)
+            break;
+        cb_execute(w, &j->rec);
+        rbuf_put(j->rec.buf);
+        free(j);
+    }
+    free(w->reply);
+    free(w->arena);
+    free(w);
+    return NULL;
+}
+
+/* Start the workers once (caller holds cb_mu); 0 or -errno. */
+static int cb_start_locked(struct rpc_clnt *c)
+{
+    while (c->cb_nthreads < CLNT_CB_WORKERS) {
+        struct cb_worker *w = calloc(1, sizeof(*w));
+        if (w) {
+            w->c = c;
+            w->index = (int)c->cb_nthreads;
+            w->reply = malloc(CLNT_BUF_LARGE);
+            w->arena = malloc(CB_ARENA_SIZE);
+        }
+        int e = (w && w->reply && w->arena) ? 0 : ENOMEM;
+        if (!e)
+            e = pthread_create(&c->cb_threads[c->cb_nthreads], NULL, cb_worker_main, w);
+        if (e) {
+            if (w) {
+                free(w->reply);
+                free(w->arena);
+                free(w);
+            }
+            return c->cb_nthreads ? 0 : -e; /* fewer workers still serve */
+        }
+        c->cb_nthreads++;
+    }
+    return 0;
+}
+
+/* On the reader thread: queue a CALL for the workers (takes the record's reference). */
+static void cb_enqueue(struct rpc_clnt *c, struct rec_slice *rec)
+{
+    struct cb_job *j = malloc(sizeof(*j));
+    pthread_mutex_lock(&c->cb_mu);
+    bool ok = j && cb_start_locked(c) == 0 && c->cb_queued < CB_MAX_QUEUED;
+    if (ok) {
+        j->next = NULL;
+        j->rec = *rec;
+        if (c->cb_tail)
+            c->cb_tail->next = j;
+        else
+            c->cb_head = j;
+        c->cb_tail = j;
+        c->cb_queued++;
+        pthread_cond_signal(&c->cb_cv);
+    }
+    pthread_mutex_unlock(&c->cb_mu);
+    if (!ok) { /* the server times the call out or retries */
+        log_debug("rpc client: callback call dropped (no memory or too many queued)");
+        rbuf_put(rec->buf);
+        free(j);
+    }
+}
+
+int rpc_clnt_set_callback_program(struct rpc_clnt *c, const struct rpc_program_desc *prog,
+                                  void *ctx)
+{
+    if (!prog)
+        return -EINVAL;
+    pthread_mutex_lock(&c->cb_mu);
+    int err = c->cb_prog ? -EBUSY : cb_start_locked(c);
+    if (!err) {
+        c->cb_prog = prog;
+        c->cb_ctx = ctx;
+    }
+    pthread_mutex_unlock(&c->cb_mu);
+    return err;
+}
+
+/* After the reader exited (nothing is queued any more): stop the workers. A handler
+ * blocked in a forward call was released when the reader failed the pending calls. */
+static void cb_stop(struct rpc_clnt *c)
+{
+    pthread_mutex_lock(&c->cb_mu);
+    c->cb_stop = true;
+    pthread_cond_broadcast(&c->cb_cv);
+    pthread_mutex_unlock(&c->cb_mu);
+    for (unsigned i = 0; i < c->cb_nthreads; i++)
+        pthread_join(c->cb_threads[i], NULL);
+    for (struct cb_job *j = c->cb_head, *next; j; j = next) {
+        next = j->next;
+        rbuf_put(j->rec.buf);
+        free(j);
+    }
+    c->cb_head = c->cb_tail = NULL;
+}
+
 /* Read what is available; false when the connection is finished. */
 static bool read_replies(struct rpc_clnt *c)
 {
@@ -133,6 +383,11 @@ static bool read_replies(struct rpc_clnt *c)
     struct rec_slice rec;
     enum rec_status st;
     while ((st = rec_reader_next(&c->rr, &rec)) == REC_OK) {
+        /* RFC 5531 mtype: the server may call us on this connection (back channel) */
+        if (rec.len >= 8 && xdr_get_be32(rec.data + 4) == RPC_CALL) {
+            cb_enqueue(c, &rec);
+            continue;
+        }
         deliver(c, rec.data, rec.len);
         rbuf_put(rec.buf);
     }
@@ -172,6 +427,11 @@ static struct rpc_clnt *clnt_start(int fd, int *err)
     c->fd = fd;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->send_mu, NULL);
+    pthread_mutex_init(&c->cb_mu, NULL);
+    pthread_cond_init(&c->cb_cv, NULL);
+    c->peer_len = sizeof(c->peer);
+    if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
+        c->peer_len = 0;
     rec_reader_init(&c->rr, CLNT_MAX_REPLY);
     if (getrandom(&c->next_xid, sizeof(c->next_xid), 0) != sizeof(c->next_xid))
         c->next_xid = (uint32_t)now_ms();
@@ -248,12 +508,16 @@ void rpc_clnt_destroy(struct rpc_clnt *c)
     ssize_t n = write(c->wake[1], &b, 1);
     (void)n;
     pthread_join(c->reader, NULL); /* fails what is still pending */
+    shutdown(c->fd, SHUT_RDWR);    /* a callback worker blocked sending gives up */
+    cb_stop(c);
     close(c->fd);
     close(c->wake[0]);
     close(c->wake[1]);
     rec_reader_free(&c->rr);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->send_mu);
+    pthread_mutex_destroy(&c->cb_mu);
+    pthread_cond_destroy(&c->cb_cv);
     free(c);
 }
 

@@ -1,5 +1,6 @@
 #include "rpc/msg.h"
 
+#include <errno.h>
 #include <string.h>
 
 bool rpc_parse_authsys(const uint8_t *body, size_t len, struct rpc_cred *cred)
@@ -169,4 +170,16 @@ bool rpc_parse_reply(const uint8_t *rec, size_t len, struct rpc_reply_info *info
         return false;
     info->results_off = (size_t)(x.p - rec);
     return true;
+}
+
+int rpc_reply_results(const uint8_t *rec, size_t len, uint32_t *xid, size_t *results_off)
+{
+    struct rpc_reply_info info;
+    bool ok = rpc_parse_reply(rec, len, &info);
+    *xid = info.xid;
+    *results_off = info.results_off;
+    if (ok && info.reply_stat == RPC_MSG_ACCEPTED && info.accept_stat == RPC_SUCCESS)
+        return 0;
+    *results_off = len;
+    return -EPROTO;
 }

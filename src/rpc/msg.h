@@ -77,4 +77,10 @@ struct rpc_reply_info {
 };
 bool rpc_parse_reply(const uint8_t *rec, size_t len, struct rpc_reply_info *info);
 
+/* The short form for a caller that needs only "results or not" (the server's back
+ * channel): 0 with *results_off at the results of an accepted SUCCESS; -EPROTO for a
+ * denied, not-SUCCESS or malformed reply. *xid is set whenever the record holds one
+ * (0 otherwise), so a malformed reply can still fail the call it answers. */
+int rpc_reply_results(const uint8_t *rec, size_t len, uint32_t *xid, size_t *results_off);
+
 #endif

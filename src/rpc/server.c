@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "rpc/conn.h"
 #include "rpc/msg.h"
 #include "rpc/record.h"
 #include "util/log.h"
@@ -24,30 +25,13 @@
 #define MAX_READS_PER_EVENT 8 /* fairness between connections of one loop */
 #define MAX_OUT_QUEUED (32u << 20) /* stop reading a client that does not read its replies */
 
-enum ev_kind { EV_LISTENER, EV_CONN, EV_WAKE };
-
-struct ev_tag {
-    enum ev_kind kind;
-};
-
+/* One registration. A program number may be registered several times with disjoint
+ * versions (NFSv3 and NFSv4 are both 100003, served by separate modules); vers_low and
+ * vers_high span all registrations of the number, as PROG_MISMATCH reports them. */
 struct prog_entry {
     const struct rpc_program_desc *desc;
     void *ctx;
     uint32_t vers_low, vers_high;
-};
-
-/* Per-thread scratch: reply buffer and decode arena. */
-struct worker {
-    int index;
-    uint8_t *reply;
-    size_t reply_cap;
-    uint8_t *arena;
-    bool recyclable; /* reply buffers are max_reply-sized and may move to a send queue */
-    /* Reply batching: while a loop runs the requests of one read inline, their small
-     * replies collect here and leave in one send() (see dispatch_jobs). */
-    struct rpc_conn *batch_conn;
-    uint8_t *batch;
-    size_t batch_len;
 };
 
 #define BATCH_MAX (32 * 1024) /* below OUT_COPY_MAX: a partial batch send is copied */
@@ -104,26 +88,6 @@ struct outbuf {
 
 #define OUT_COPY_MAX (64 * 1024) /* tails up to this size are copied, larger ones moved */
 
-struct rpc_conn {
-    struct ev_tag tag;
-    int fd;
-    struct loop *loop;
-    struct rpc_server *srv;
-    atomic_uint refs;
-    atomic_uint inflight;
-    struct sockaddr_storage peer;
-    socklen_t peer_len;
-    struct rec_reader rr;
-    struct rpc_conn *prev, *next; /* all connections, under srv->conns_mu */
-    pthread_mutex_t send_mu; /* guards everything below */
-    struct outbuf *out_head, *out_tail;
-    size_t out_bytes;
-    uint32_t events; /* current epoll mask */
-    bool read_paused;
-    bool closed;
-    bool udp; /* a datagram socket: every datagram is a record from its own peer */
-};
-
 struct stat_counters {
     atomic_ullong calls, replies, handoffs, pooled, garbage, rejected, accepted, closed;
 };
@@ -144,6 +108,7 @@ struct rpc_server {
     atomic_bool stopping;
     bool started;
     struct stat_counters st;
+    struct bc_server bc;
 };
 
 /* ---------- small helpers ---------- */
@@ -267,9 +232,7 @@ static void outbuf_free(struct outbuf *o)
     free(o);
 }
 
-static void conn_get(struct rpc_conn *c) { atomic_fetch_add(&c->refs, 1); }
-
-static void conn_put(struct rpc_conn *c)
+void conn_put(struct rpc_conn *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
@@ -279,10 +242,10 @@ static void conn_put(struct rpc_conn *c)
         next = o->next;
         outbuf_free(o);
     }
+    bc_conn_fini(c);
     rec_reader_free(&c->rr);
     pthread_mutex_destroy(&c->send_mu);
-    atomic_fetch_add(&c->srv->st.closed, 1);
-    free(c);
+    free(c); /* no server access here: a handle may outlive rpc_server_destroy */
 }
 
 /* Recompute the epoll mask; caller holds send_mu. */
@@ -317,7 +280,9 @@ static void conn_close(struct rpc_conn *c, const char *why)
     pthread_mutex_unlock(&c->srv->conns_mu);
     epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     shutdown(c->fd, SHUT_RDWR); /* in-flight replies now fail fast; fd closes at last put */
-    conn_put(c);                /* the loop's reference */
+    atomic_fetch_add(&c->srv->st.closed, 1);
+    bc_conn_down(c);
+    conn_put(c); /* the loop's reference */
 }
 
 /* Queue the unsent tail [data, data+len) of the worker's reply; caller holds send_mu. */
@@ -381,8 +346,8 @@ static void batch_flush(struct worker *w)
 
 /* Send the record in the worker's reply buffer (its first 4 bytes are reserved for the
  * record mark); `to` is the peer of a datagram socket. */
-static void conn_send_record(struct rpc_conn *c, struct worker *w, size_t len,
-                             const struct sockaddr_storage *to, socklen_t tolen)
+void conn_send_record(struct rpc_conn *c, struct worker *w, size_t len,
+                      const struct sockaddr_storage *to, socklen_t tolen)
 {
     uint8_t *data = w->reply;
     if (c->udp) {
@@ -523,6 +488,8 @@ struct rpc_deferred {
 
 struct rpc_deferred *rpc_call_defer(struct rpc_call *call)
 {
+    if (!call->conn) /* a client's callback service (clnt.c) answers synchronously only */
+        return NULL;
     struct rpc_deferred *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
@@ -601,20 +568,31 @@ static void reply_error(struct worker *w, struct rpc_conn *c, const struct job *
     conn_send_record(c, w, 4 + xdr_enc_len(&out), &j->peer, j->peer_len);
 }
 
-static const struct prog_entry *find_prog(const struct rpc_server *srv, uint32_t prog)
+static const struct rpc_version_desc *find_vers(const struct rpc_program_desc *d, uint32_t vers)
 {
-    for (unsigned i = 0; i < srv->nprogs; i++)
-        if (srv->progs[i].desc->prog == prog)
-            return &srv->progs[i];
+    for (uint32_t i = 0; i < d->nvers; i++)
+        if (d->versions[i].vers == vers)
+            return &d->versions[i];
     return NULL;
 }
 
-static const struct rpc_version_desc *find_vers(const struct prog_entry *p, uint32_t vers)
+/* The registration serving (prog, vers) with *v set, or, when the program is known but
+ * not that version, any registration of it with *v NULL (for the PROG_MISMATCH range);
+ * NULL when the program is unknown. */
+static const struct prog_entry *find_prog(const struct rpc_server *srv, uint32_t prog,
+                                          uint32_t vers, const struct rpc_version_desc **v)
 {
-    for (uint32_t i = 0; i < p->desc->nvers; i++)
-        if (p->desc->versions[i].vers == vers)
-            return &p->desc->versions[i];
-    return NULL;
+    const struct prog_entry *known = NULL;
+    *v = NULL;
+    for (unsigned i = 0; i < srv->nprogs; i++) {
+        const struct prog_entry *p = &srv->progs[i];
+        if (p->desc->prog != prog)
+            continue;
+        if ((*v = find_vers(p->desc, vers)))
+            return p;
+        known = p;
+    }
+    return known;
 }
 
 /* Parse a record and either answer it at once or return a job to execute. */
@@ -638,9 +616,9 @@ static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec
 
     if (pr == RPC_PARSE_CALL) {
         atomic_fetch_add(&srv->st.calls, 1);
-        if (!(p = find_prog(srv, j->hdr.prog)))
+        if (!(p = find_prog(srv, j->hdr.prog, j->hdr.vers, &v)))
             stat = RPC_PROG_UNAVAIL;
-        else if (!(v = find_vers(p, j->hdr.vers)))
+        else if (!v)
             stat = RPC_PROG_MISMATCH;
         else if (j->hdr.proc >= v->nprocs || !v->procs[j->hdr.proc].fn)
             stat = RPC_PROC_UNAVAIL;
@@ -661,7 +639,7 @@ static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec
         return j;
     }
     if (pr == RPC_PARSE_REPLY)
-        log_debug("unexpected RPC reply xid %#x on a server connection, dropped", j->hdr.xid);
+        bc_on_reply(c, rec, w->arena, ARENA_SIZE);
     else if (pr != RPC_PARSE_DROP)
         reply_error(w, c, j, pr, stat, p ? p->vers_low : 0, p ? p->vers_high : 0);
     rbuf_put(rec->buf);
@@ -833,6 +811,7 @@ static struct rpc_conn *conn_new(struct rpc_server *srv, int fd, const struct so
     atomic_init(&c->inflight, 0);
     rec_reader_init(&c->rr, srv->cfg.max_record);
     pthread_mutex_init(&c->send_mu, NULL);
+    bc_conn_init(c, &srv->bc);
     c->loop = &srv->loops[atomic_fetch_add(&srv->next_loop, 1) % srv->cfg.nloops];
     c->events = EPOLLIN;
     pthread_mutex_lock(&srv->conns_mu);
@@ -959,22 +938,39 @@ struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg)
         srv->cfg.max_inflight = 256;
     queue_init(&srv->pool);
     pthread_mutex_init(&srv->conns_mu, NULL);
+    bc_server_init(&srv->bc);
     return srv;
 }
 
 int rpc_server_add_program(struct rpc_server *srv, const struct rpc_program_desc *prog, void *ctx)
 {
-    if (srv->nprogs == MAX_PROGRAMS || srv->started || find_prog(srv, prog->prog))
+    if (srv->nprogs == MAX_PROGRAMS || srv->started || !prog->nvers)
         return -EINVAL;
+    uint32_t low = UINT32_MAX, high = 0;
+    for (uint32_t i = 0; i < prog->nvers; i++) {
+        uint32_t v = prog->versions[i].vers;
+        const struct rpc_version_desc *served;
+        if (find_prog(srv, prog->prog, v, &served) && served)
+            return -EEXIST; /* versions of one program must be disjoint */
+        low = v < low ? v : low;
+        high = v > high ? v : high;
+    }
+    /* every registration of the number reports the range over all of them */
+    for (unsigned i = 0; i < srv->nprogs; i++) {
+        struct prog_entry *o = &srv->progs[i];
+        if (o->desc->prog != prog->prog)
+            continue;
+        low = o->vers_low < low ? o->vers_low : low;
+        high = o->vers_high > high ? o->vers_high : high;
+    }
     struct prog_entry *p = &srv->progs[srv->nprogs++];
     p->desc = prog;
     p->ctx = ctx;
-    p->vers_low = UINT32_MAX;
-    p->vers_high = 0;
-    for (uint32_t i = 0; i < prog->nvers; i++) {
-        uint32_t v = prog->versions[i].vers;
-        p->vers_low = v < p->vers_low ? v : p->vers_low;
-        p->vers_high = v > p->vers_high ? v : p->vers_high;
+    for (unsigned i = 0; i < srv->nprogs; i++) {
+        if (srv->progs[i].desc->prog == prog->prog) {
+            srv->progs[i].vers_low = low;
+            srv->progs[i].vers_high = high;
+        }
     }
     return 0;
 }
@@ -1070,6 +1066,8 @@ int rpc_server_start(struct rpc_server *srv)
         if ((err = pthread_create(&pt->thread, NULL, pool_main, pt)) != 0)
             return -err;
     }
+    if ((err = bc_server_start(&srv->bc)) < 0)
+        return err;
     for (unsigned i = 0; i < srv->cfg.nloops; i++)
         if ((err = pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i])) != 0)
             return -err;
@@ -1080,6 +1078,7 @@ int rpc_server_start(struct rpc_server *srv)
 void rpc_server_stop(struct rpc_server *srv)
 {
     atomic_store(&srv->stopping, true);
+    /* the timer stops in rpc_server_destroy: a mutex is not signal-safe */
     if (!srv->loops)
         return;
     for (unsigned i = 0; i < srv->cfg.nloops; i++)
@@ -1123,6 +1122,7 @@ void rpc_server_destroy(struct rpc_server *srv)
         for (unsigned i = 0; i < srv->cfg.npool; i++)
             pthread_join(srv->pool_threads[i].thread, NULL);
     }
+    bc_server_stop(&srv->bc);
     for (unsigned i = 0; i < srv->nlisteners; i++)
         close(srv->listeners[i].fd);
     for (unsigned i = 0; srv->loops && srv->started && i < srv->cfg.nloops; i++)
@@ -1132,7 +1132,8 @@ void rpc_server_destroy(struct rpc_server *srv)
         next = pj->next;
         job_free(pj);
     }
-    close_all_conns(srv);
+    close_all_conns(srv); /* back-channel calls still outstanding get -ECONNRESET */
+    bc_server_fini(&srv->bc);
     for (unsigned i = 0; srv->loops && i < srv->cfg.nloops; i++) {
         struct loop *l = &srv->loops[i];
         if (l->epfd > 0)
@@ -1158,4 +1159,7 @@ void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st)
     st->rejected = atomic_load(&srv->st.rejected);
     st->conns_accepted = atomic_load(&srv->st.accepted);
     st->conns_closed = atomic_load(&srv->st.closed);
+    st->backchannel_calls = atomic_load(&srv->bc.calls);
+    st->backchannel_replies = atomic_load(&srv->bc.replies);
+    st->backchannel_dropped = atomic_load(&srv->bc.dropped);
 }

@@ -10,6 +10,10 @@
  * the thread that executed the request, under the connection's send lock, straight from
  * that thread's reply buffer; only what the socket does not take at once is copied and
  * queued for the loop to flush. Replies may go out in any order.
+ *
+ * The server also calls clients back on their own connections (backchannel.h): REPLY
+ * records are matched to those calls on the loop thread that reads them, and one timer
+ * thread, asleep unless such calls are outstanding, times them out.
  */
 #ifndef PEERNFS_RPC_SERVER_H
 #define PEERNFS_RPC_SERVER_H
@@ -43,6 +47,9 @@ void rpc_server_destroy(struct rpc_server *srv);
 /* Counters for tests and the log. */
 struct rpc_server_stats {
     uint64_t calls, replies, handoffs, pooled, garbage, rejected, conns_accepted, conns_closed;
+    /* back channel (backchannel.h): calls made, replies matched, replies dropped
+     * (unknown xid, or on a UDP socket) */
+    uint64_t backchannel_calls, backchannel_replies, backchannel_dropped;
 };
 void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st);
 

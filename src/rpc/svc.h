@@ -49,8 +49,12 @@ struct rpc_cred {
 struct rpc_conn;
 struct rpc_server;
 
+/*
+ * The same contract serves a client's callback service (rpc_clnt_set_callback_program,
+ * clnt.h): there conn is NULL, peer is the server, and rpc_call_defer() returns NULL.
+ */
 struct rpc_call {
-    struct rpc_conn *conn;
+    struct rpc_conn *conn; /* the connection it came on (backchannel.h: ids, callbacks) */
     const struct sockaddr *peer; /* the client's address (valid during the call) */
     socklen_t peer_len;
     uint32_t xid, prog, vers, proc;
@@ -91,7 +95,11 @@ struct rpc_program_desc {
 };
 
 /* Register a program on the server; ctx is handed to its handlers as call->prog_ctx.
- * Returns 0 or -errno. Must be called before rpc_server_start. */
+ * One program number may be registered several times with disjoint version sets, each
+ * with its own ctx (NFSv3 and NFSv4 are both program 100003 but separate modules);
+ * PROG_MISMATCH then reports the lowest and highest version over all of them.
+ * Returns 0, -EEXIST (a version already registered), -EINVAL (no versions, too many
+ * programs, or the server started). Must be called before rpc_server_start. */
 int rpc_server_add_program(struct rpc_server *srv, const struct rpc_program_desc *prog, void *ctx);
 
 /*

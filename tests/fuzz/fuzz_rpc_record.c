@@ -2,6 +2,8 @@
  * libFuzzer target: the RPC receive path before any handler — record-marking
  * reassembly (fed in chunks whose sizes come from the input) and call-header +
  * credential parsing of every record that comes out, then a reply header for it.
+ * REPLY records take the server's back-channel path (rpc_reply_results: the xid to
+ * match and where the results start), as they do on a server connection.
  */
 #include <stdint.h>
 #include <string.h>
@@ -27,6 +29,19 @@ static void parse_record(const struct rec_slice *rec)
         rpc_enc_accepted(&x, h.xid, RPC_SUCCESS);
     } else if (pr == RPC_PARSE_AUTH_ERROR) {
         rpc_enc_auth_error(&x, h.xid, h.auth_stat);
+    } else if (pr == RPC_PARSE_REPLY) {
+        uint32_t xid;
+        size_t off;
+        int err = rpc_reply_results(rec->data, rec->len, &xid, &off);
+        if (xid != h.xid || off > rec->len || (err == 0 && off < RPC_ACCEPTED_HDR_LEN))
+            __builtin_trap();
+        if (err == 0) { /* what a done function gets: a cursor over the results */
+            struct xdr_dec res;
+            uint32_t v;
+            xdr_dec_init(&res, rec->data + off, rec->len - off, NULL);
+            while (xdr_dec_u32(&res, &v))
+                ;
+        }
     }
     struct rpc_reply_info info;
     rpc_parse_reply(rec->data, rec->len, &info); /* the client-side parser too */

@@ -66,7 +66,7 @@ class BadInput(unittest.TestCase):
     def test_unknown_version(self):
         r = self.rpc(w.call(3, NFS_PROG, 2, 0))
         self.assertEqual(r["stat"], w.PROG_MISMATCH)
-        self.assertEqual((r["low"], r["high"]), (3, 3))
+        self.assertEqual((r["low"], r["high"]), (3, 4))
         r = self.rpc(w.call(3, MOUNT_PROG, 2, 0))
         self.assertEqual(r["stat"], w.PROG_MISMATCH)
         self.assertEqual((r["low"], r["high"]), (1, 3))

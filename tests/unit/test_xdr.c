@@ -10,7 +10,8 @@
  *   they decode, the value re-encodes to a stable encoding of the same length.
  * Targeted part: oversize lengths and counts, bad discriminants and bools, enum values
  * outside the enum, arena exhaustion, and 100k-entry lists decoded and encoded on a
- * small stack (no recursion per entry).
+ * small stack (no recursion per entry). NFSv4: COMPOUND decoded whole and op by op
+ * (as the COMPOUND engine does), op numbers, bounds of nfs4.x, callbacks.
  *
  * XDRTEST_ITERS (environment) scales the number of samples per type.
  */
@@ -23,6 +24,7 @@
 #ifndef XDRTEST_GENERIC_ONLY /* test_xdr_features: tests/unit/xdrgen/features.x */
 #include "xdr/mount_xdr.h"
 #include "xdr/nfs3_xdr.h"
+#include "xdr/nfs4_xdr.h"
 #include "xdr/rpc_prot_xdr.h"
 #include "xdr/rpcb_prot_xdr.h"
 #define XDRTEST_MIN_TYPES 100
@@ -483,6 +485,329 @@ struct list_job {
     uint32_t count;
 };
 
+/* ---- NFSv4 (proto/nfs4.x) ---- */
+
+static void put_compound_header(struct wire *w, const char *tag, uint32_t minorversion, uint32_t nops)
+{
+    w->n = 0;
+    put_bytes(w, tag, (uint32_t)strlen(tag));
+    put32(w, minorversion);
+    put32(w, nops);
+}
+
+static void put_stateid(struct wire *w, uint32_t seqid, uint8_t fill)
+{
+    put32(w, seqid);
+    for (int i = 0; i < 3; i++)
+        put32(w, fill * 0x01010101u);
+}
+
+/* SEQUENCE, PUTROOTFH, LOOKUP "export", GETFH, GETATTR {type, size}, READ */
+static void put_v41_compound(struct wire *w)
+{
+    put_compound_header(w, "tag", 1, 6);
+    put32(w, OP_SEQUENCE);
+    for (int i = 0; i < 4; i++)
+        put32(w, 0x11111111u * (uint32_t)(i + 1)); /* sa_sessionid */
+    put32(w, 7);  /* sa_sequenceid */
+    put32(w, 0);  /* sa_slotid */
+    put32(w, 15); /* sa_highest_slotid */
+    put32(w, 1);  /* sa_cachethis */
+    put32(w, OP_PUTROOTFH);
+    put32(w, OP_LOOKUP);
+    put_bytes(w, "export", 6);
+    put32(w, OP_GETFH);
+    put32(w, OP_GETATTR);
+    put32(w, 1);
+    put32(w, (1u << FATTR4_TYPE) | (1u << FATTR4_SIZE));
+    put32(w, OP_READ);
+    put_stateid(w, 1, 0xab);
+    put32(w, 0); /* offset */
+    put32(w, 4096);
+    put32(w, 65536); /* count */
+}
+
+static void test_nfs4_compound(void)
+{
+    struct wire w;
+    put_v41_compound(&w);
+    COMPOUND4args args;
+    CHECK(DECODE(COMPOUND4args, &w, &args));
+    CHECK(args.tag.len == 3 && args.minorversion == 1 && args.argarray.len == 6);
+    const nfs_argop4 *op = args.argarray.val;
+    CHECK(op[0].argop == OP_SEQUENCE && op[0].opsequence.sa_sequenceid == 7 &&
+          op[0].opsequence.sa_sessionid[4] == 0x22 && op[0].opsequence.sa_cachethis);
+    CHECK(op[1].argop == OP_PUTROOTFH);
+    CHECK(op[2].argop == OP_LOOKUP && op[2].oplookup.objname.len == 6 &&
+          memcmp(op[2].oplookup.objname.val, "export", 6) == 0);
+    CHECK(op[4].argop == OP_GETATTR && op[4].opgetattr.attr_request.len == 1 &&
+          op[4].opgetattr.attr_request.val[0] == ((1u << FATTR4_TYPE) | (1u << FATTR4_SIZE)));
+    CHECK(op[5].argop == OP_READ && op[5].opread.stateid.seqid == 1 &&
+          op[5].opread.stateid.other[11] == 0xab && op[5].opread.offset == 4096 &&
+          op[5].opread.count == 65536);
+    struct xdr_enc e;
+    xdr_enc_init(&e, enc_buf, BUF_SIZE);
+    CHECK(xdr_encode_COMPOUND4args(&e, &args) && xdr_enc_len(&e) == w.n && memcmp(enc_buf, w.b, w.n) == 0);
+
+    /* the COMPOUND engine's way: header by hand, then one nfs_argop4 at a time, each
+     * from its own small arena */
+    struct xdr_dec x;
+    xdr_dec_init(&x, w.b, w.n, NULL);
+    struct xdr_string tag;
+    uint32_t minor = 0, nops = 0;
+    CHECK(xdr_dec_string(&x, &tag, PEERNFS4_MAX_UTF8) && xdr_dec_u32(&x, &minor) && xdr_dec_u32(&x, &nops));
+    CHECK(nops == 6);
+    static const nfs_opnum4 want[6] = { OP_SEQUENCE, OP_PUTROOTFH, OP_LOOKUP, OP_GETFH, OP_GETATTR, OP_READ };
+    for (uint32_t i = 0; i < nops; i++) {
+        uint8_t small[256];
+        struct xdr_arena a;
+        xdr_arena_init(&a, small, sizeof(small));
+        x.arena = &a;
+        nfs_argop4 one;
+        CHECK(xdr_decode_nfs_argop4(&x, &one) && one.argop == want[i]);
+    }
+    CHECK(x.p == x.end);
+
+    /* one reply operation at a time, then COMPOUND4res decoded whole (client side) */
+    xdr_enc_init(&e, enc_buf, BUF_SIZE);
+    CHECK(xdr_enc_u32(&e, NFS4_OK) && xdr_enc_string(&e, &tag, PEERNFS4_MAX_UTF8) && xdr_enc_u32(&e, 2));
+    nfs_resop4 r1 = { .resop = OP_PUTROOTFH };
+    r1.opputrootfh.status = NFS4_OK;
+    nfs_resop4 r2 = { .resop = OP_GETFH };
+    r2.opgetfh.status = NFS4_OK;
+    r2.opgetfh.resok4.object.len = 8;
+    r2.opgetfh.resok4.object.val = (const uint8_t *)"fhandle!";
+    CHECK(xdr_encode_nfs_resop4(&e, &r1) && xdr_encode_nfs_resop4(&e, &r2));
+    w.n = xdr_enc_len(&e);
+    memcpy(w.b, enc_buf, w.n);
+    COMPOUND4res res;
+    CHECK(DECODE(COMPOUND4res, &w, &res));
+    CHECK(res.status == NFS4_OK && res.resarray.len == 2 && res.resarray.val[1].resop == OP_GETFH &&
+          res.resarray.val[1].opgetfh.resok4.object.len == 8);
+}
+
+static void test_nfs4_ops(void)
+{
+    struct wire w;
+    nfs_argop4 op;
+    /* op numbers: the gaps and the ends of nfs_opnum4 */
+    static const uint32_t bad[] = { 0, 1, 2, 76, 10043, 10045, 0xffffffffu };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        w.n = 0;
+        put32(&w, bad[i]);
+        put32(&w, 0);
+        w.n = 4;
+        CHECK(!DECODE(nfs_argop4, &w, &op));
+    }
+    w.n = 0;
+    put32(&w, OP_ILLEGAL);
+    CHECK(DECODE(nfs_argop4, &w, &op) && op.argop == OP_ILLEGAL);
+    nfs_resop4 ill = { .resop = OP_ILLEGAL };
+    ill.opillegal.status = NFS4ERR_OP_ILLEGAL;
+    CHECK(ENCODE(nfs_resop4, &ill));
+
+    /* 4.2 and RFC 8276 operations */
+    w.n = 0;
+    put32(&w, OP_SETXATTR);
+    put32(&w, SETXATTR4_CREATE);
+    put_bytes(&w, "user.k", 6);
+    put_bytes(&w, "value", 5);
+    CHECK(DECODE(nfs_argop4, &w, &op) && op.opsetxattr.sxa_option == SETXATTR4_CREATE &&
+          op.opsetxattr.sxa_value.len == 5);
+    w.n = 0;
+    put32(&w, OP_SEEK);
+    put_stateid(&w, 0, 0);
+    put32(&w, 0);
+    put32(&w, 100);
+    put32(&w, NFS4_CONTENT_HOLE);
+    CHECK(DECODE(nfs_argop4, &w, &op) && op.opseek.sa_what == NFS4_CONTENT_HOLE && op.opseek.sa_offset == 100);
+    w.n -= 4;
+    put32(&w, 2); /* not a data_content4 */
+    CHECK(!DECODE(nfs_argop4, &w, &op));
+
+    /* OPEN: createhow4's shared arm for UNCHECKED4 and GUARDED4; locker4's bool */
+    w.n = 0;
+    put32(&w, OP_OPEN);
+    put32(&w, 0);                       /* seqid */
+    put32(&w, OPEN4_SHARE_ACCESS_BOTH); /* share_access */
+    put32(&w, OPEN4_SHARE_DENY_NONE);
+    put32(&w, 0);
+    put32(&w, 42); /* owner.clientid */
+    put_bytes(&w, "owner", 5);
+    put32(&w, OPEN4_CREATE);
+    put32(&w, GUARDED4);
+    put32(&w, 2); /* createattrs: a bitmap of two words, FATTR4_MODE (33) in word 1 */
+    put32(&w, 0);
+    put32(&w, 1u << (FATTR4_MODE - 32));
+    put_bytes(&w, "\0\0\1\244", 4); /* attr_vals: mode 0644 */
+    put32(&w, CLAIM_NULL);
+    put_bytes(&w, "file", 4);
+    CHECK(DECODE(nfs_argop4, &w, &op));
+    CHECK(op.argop == OP_OPEN && op.opopen.owner.clientid == 42 && op.opopen.openhow.opentype == OPEN4_CREATE &&
+          op.opopen.openhow.how.mode == GUARDED4 && op.opopen.openhow.how.createattrs.attrmask.len == 2 &&
+          op.opopen.openhow.how.createattrs.attr_vals.len == 4 && op.opopen.claim.claim == CLAIM_NULL &&
+          op.opopen.claim.file.len == 4);
+
+    w.n = 0;
+    put32(&w, OP_LOCK);
+    put32(&w, WRITE_LT);
+    put32(&w, 0);
+    put32(&w, 0), put32(&w, 0);
+    put32(&w, 0xffffffff), put32(&w, 0xffffffff);
+    put32(&w, 2); /* new_lock_owner: not a bool */
+    put_stateid(&w, 1, 1);
+    put32(&w, 1);
+    CHECK(!DECODE(nfs_argop4, &w, &op));
+    w.n -= 24;
+    put32(&w, 0); /* exist_lock_owner4 */
+    put_stateid(&w, 1, 1);
+    put32(&w, 1);
+    CHECK(DECODE(nfs_argop4, &w, &op) && !op.oplock.locker.new_lock_owner &&
+          op.oplock.locker.lock_owner.lock_seqid == 1 && op.oplock.length == UINT64_MAX);
+
+    /* bounds nfs4.x adds: bitmap words, file handle size, compound length */
+    bitmap4 bm;
+    w.n = 0;
+    put32(&w, PEERNFS4_MAX_BITMAP + 1);
+    for (int i = 0; i <= PEERNFS4_MAX_BITMAP; i++)
+        put32(&w, 0);
+    CHECK(!DECODE(bitmap4, &w, &bm));
+    uint8_t fh[NFS4_FHSIZE + 1] = { 0 };
+    nfs_fh4 h;
+    w.n = 0;
+    put_bytes(&w, (const char *)fh, NFS4_FHSIZE + 1);
+    CHECK(!DECODE(nfs_fh4, &w, &h));
+    w.n = 0;
+    put_bytes(&w, (const char *)fh, NFS4_FHSIZE);
+    CHECK(DECODE(nfs_fh4, &w, &h) && h.len == NFS4_FHSIZE);
+
+    /* a hostile operation count fails before anything is allocated */
+    COMPOUND4args args;
+    struct xdr_arena a;
+    struct xdr_dec x;
+    put_compound_header(&w, "", 0, 0xffffffffu);
+    put32(&w, OP_GETFH);
+    xdr_arena_init(&a, arena_mem, ARENA_SIZE);
+    xdr_dec_init(&x, w.b, w.n, &a);
+    CHECK(!xdr_decode_COMPOUND4args(&x, &args) && a.used == 0);
+    /* more operations than PEERNFS4_MAX_OPS, each one word: refused by the bound */
+    static uint8_t big[4 * (PEERNFS4_MAX_OPS + 4)];
+    size_t n = 0;
+    xdr_put_be32(big + n, 0), n += 4;
+    xdr_put_be32(big + n, 0), n += 4;
+    xdr_put_be32(big + n, PEERNFS4_MAX_OPS + 1), n += 4;
+    for (uint32_t i = 0; i <= PEERNFS4_MAX_OPS; i++)
+        xdr_put_be32(big + n, OP_GETFH), n += 4;
+    xdr_arena_init(&a, arena_mem, ARENA_SIZE);
+    xdr_dec_init(&x, big, n, &a);
+    CHECK(!xdr_decode_COMPOUND4args(&x, &args) && a.used == 0);
+    xdr_put_be32(big + 8, PEERNFS4_MAX_OPS);
+    xdr_arena_init(&a, arena_mem, ARENA_SIZE);
+    xdr_dec_init(&x, big, n - 4, &a);
+    CHECK(xdr_decode_COMPOUND4args(&x, &args) && args.argarray.len == PEERNFS4_MAX_OPS && x.p == x.end);
+}
+
+static void test_nfs4_callback(void)
+{
+    /* CB_COMPOUND4res as the server decodes it: CB_SEQUENCE ok, CB_RECALL failed */
+    struct wire w = { .n = 0 };
+    put32(&w, NFS4ERR_BADHANDLE);
+    put_bytes(&w, "cb", 2);
+    put32(&w, 2);
+    put32(&w, OP_CB_SEQUENCE);
+    put32(&w, NFS4_OK);
+    for (int i = 0; i < 4; i++)
+        put32(&w, 0x01020304);
+    put32(&w, 3), put32(&w, 0), put32(&w, 0), put32(&w, 0);
+    put32(&w, OP_CB_RECALL);
+    put32(&w, NFS4ERR_BADHANDLE);
+    CB_COMPOUND4res res;
+    CHECK(DECODE(CB_COMPOUND4res, &w, &res));
+    CHECK(res.status == NFS4ERR_BADHANDLE && res.resarray.len == 2 &&
+          res.resarray.val[0].resop == OP_CB_SEQUENCE &&
+          res.resarray.val[0].opcbsequence.csr_resok4.csr_sequenceid == 3 &&
+          res.resarray.val[1].opcbrecall.status == NFS4ERR_BADHANDLE);
+
+    /* CB_COMPOUND4args as the server encodes it */
+    nfs_cb_argop4 ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].argop = OP_CB_SEQUENCE;
+    ops[0].opcbsequence.csa_sequenceid = 9;
+    ops[1].argop = OP_CB_RECALL;
+    ops[1].opcbrecall.truncate = true;
+    ops[1].opcbrecall.fh.len = 4;
+    ops[1].opcbrecall.fh.val = (const uint8_t *)"fh!!";
+    CB_COMPOUND4args args = { .minorversion = 1, .callback_ident = 0 };
+    args.argarray.len = 2;
+    args.argarray.val = ops;
+    struct xdr_enc e;
+    xdr_enc_init(&e, enc_buf, BUF_SIZE);
+    CHECK(xdr_encode_CB_COMPOUND4args(&e, &args));
+    /* tag, minorversion, ident, count; CB_SEQUENCE: op, sessionid, 3 words, bool, no
+     * referring calls; CB_RECALL: op, stateid, bool, fh */
+    CHECK(xdr_enc_len(&e) == 4 + 4 + 4 + 4 + (4 + 16 + 12 + 4 + 4) + (4 + 16 + 4 + 8));
+    /* an unknown callback operation does not encode */
+    ops[1].argop = 16;
+    xdr_enc_init(&e, enc_buf, BUF_SIZE);
+    CHECK(!xdr_encode_CB_COMPOUND4args(&e, &args));
+
+    /* secinfo4: RPCSEC_GSS (6) has a body, other flavors none */
+    secinfo4 si;
+    w.n = 0;
+    put32(&w, 1);
+    CHECK(DECODE(secinfo4, &w, &si) && si.flavor == 1);
+    w.n = 0;
+    put32(&w, 6);
+    put_bytes(&w, "\x2a\x86\x48\x86\xf7\x12\x01\x02\x02", 9);
+    put32(&w, 0);
+    put32(&w, RPC_GSS_SVC_PRIVACY);
+    CHECK(DECODE(secinfo4, &w, &si) && si.flavor_info.oid.len == 9 && si.flavor_info.service == RPC_GSS_SVC_PRIVACY);
+}
+
+static void *readdir4_job(void *arg)
+{
+    struct list_job *j = arg;
+    entry4 *e = calloc(LIST_LEN, sizeof(*e));
+    uint32_t mask = 1u << FATTR4_FILEID;
+    for (uint32_t i = 0; i < LIST_LEN; i++) {
+        e[i].cookie = i + 3;
+        e[i].name.val = (const uint8_t *)"entry";
+        e[i].name.len = 5;
+        e[i].attrs.attrmask.len = 1;
+        e[i].attrs.attrmask.val = &mask;
+        e[i].nextentry = i + 1 < LIST_LEN ? &e[i + 1] : NULL;
+    }
+    READDIR4res res;
+    memset(&res, 0, sizeof(res));
+    res.status = NFS4_OK;
+    res.resok4.reply.entries = e;
+    res.resok4.reply.eof = true;
+    struct xdr_enc x;
+    xdr_enc_init(&x, enc_buf, 8u << 20);
+    j->ok = xdr_encode_READDIR4res(&x, &res);
+    j->len = xdr_enc_len(&x);
+    free(e);
+    if (!j->ok)
+        return NULL;
+    struct xdr_arena a;
+    xdr_arena_init(&a, arena_mem, ARENA_SIZE);
+    struct xdr_dec d;
+    xdr_dec_init(&d, enc_buf, j->len, &a);
+    READDIR4res out;
+    j->ok = xdr_decode_READDIR4res(&d, &out) && d.p == d.end && out.resok4.reply.eof;
+    j->count = 0;
+    for (const entry4 *p = out.resok4.reply.entries; p; p = p->nextentry) {
+        if (p->cookie != j->count + 3u || p->attrs.attrmask.val[0] != mask)
+            j->ok = false;
+        j->count++;
+    }
+    xdr_enc_init(&x, enc_buf3, 8u << 20);
+    j->ok = j->ok && xdr_encode_READDIR4res(&x, &out);
+    j->len2 = xdr_enc_len(&x);
+    j->ok = j->ok && j->len2 == j->len && memcmp(enc_buf, enc_buf3, j->len) == 0;
+    return NULL;
+}
+
 static void *readdir_job(void *arg)
 {
     struct list_job *j = arg;
@@ -586,6 +911,9 @@ static void test_long_lists(void)
     struct list_job k = { 0 };
     run_small_stack(exports_job, &k);
     CHECK(k.ok && k.count == LIST_LEN);
+    struct list_job l = { 0 };
+    run_small_stack(readdir4_job, &l);
+    CHECK(l.ok && l.count == LIST_LEN);
 }
 
 #endif /* XDRTEST_GENERIC_ONLY */
@@ -606,6 +934,9 @@ int main(void)
     test_counts();
     test_discriminants();
     test_rpc_msg();
+    test_nfs4_compound();
+    test_nfs4_ops();
+    test_nfs4_callback();
     test_long_lists();
 #endif
     test_generic(iters);

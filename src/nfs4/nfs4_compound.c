@@ -1,0 +1,399 @@
+/*
+ * The COMPOUND engine (RFC 7530 section 15.2, RFC 8881 sections 2.10.6 and 15.2) and the
+ * one op table of every NFSv4 minor version.
+ *
+ * A request is decoded one op at a time: decode, check the op's flags, run the handler,
+ * encode its result, and stop at the first op that fails. Results go straight into the
+ * reply buffer rpc/ gives us; the COMPOUND status and the result count are patched in at
+ * the end. For 4.1+, SEQUENCE (always the first op) ties the request to a session slot:
+ * the finished reply is stored in the slot so that a retransmission gets the same bytes.
+ * For 4.0, the seqid-mutating ops (OPEN, CLOSE, LOCK, ...) cache their own result in
+ * their owner for the same purpose.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/siphash.h"
+#include "nfs4/nfs4_internal.h"
+#include "util/log.h"
+
+#define OP(name, fn, flags) {name, nfs4_op_##fn, flags}
+#define NOSUP(name, flags) {name, NULL, flags}
+enum {
+    FH = NFS4_OP_NEED_FH,
+    M1 = NFS4_OP_MIN_MINOR1,
+    M2 = NFS4_OP_MIN_MINOR2,
+    V40 = NFS4_OP_ONLY_MINOR0,
+    SF = NFS4_OP_SESSION_FREE,
+    MOD = NFS4_OP_MODIFIES,
+    BLK = NFS4_OP_BLOCKING,
+    DIR_ = NFS4_OP_DIRECT,
+};
+
+/* Every op of 4.0, 4.1 and 4.2 (RFC 8276 extended attributes with 4.2). A NULL handler
+ * answers NOTSUPP for an op the minor version defines but we do not offer. */
+static const struct nfs4_op_desc nfs4_ops[OP_REMOVEXATTR + 1] = {
+    [OP_ACCESS] = OP("ACCESS", access, FH),
+    [OP_CLOSE] = OP("CLOSE", close, FH),
+    [OP_COMMIT] = OP("COMMIT", commit, FH | BLK),
+    [OP_CREATE] = OP("CREATE", create, FH | MOD),
+    [OP_DELEGPURGE] = OP("DELEGPURGE", delegpurge, 0),
+    [OP_DELEGRETURN] = OP("DELEGRETURN", delegreturn, FH),
+    [OP_GETATTR] = OP("GETATTR", getattr, FH | DIR_),
+    [OP_GETFH] = OP("GETFH", getfh, FH),
+    [OP_LINK] = OP("LINK", link, FH | MOD),
+    [OP_LOCK] = OP("LOCK", lock, FH),
+    [OP_LOCKT] = OP("LOCKT", lockt, FH),
+    [OP_LOCKU] = OP("LOCKU", locku, FH),
+    [OP_LOOKUP] = OP("LOOKUP", lookup, FH),
+    [OP_LOOKUPP] = OP("LOOKUPP", lookupp, FH),
+    [OP_NVERIFY] = OP("NVERIFY", nverify, FH),
+    [OP_OPEN] = OP("OPEN", open, FH),
+    [OP_OPENATTR] = OP("OPENATTR", openattr, FH),
+    [OP_OPEN_CONFIRM] = OP("OPEN_CONFIRM", open_confirm, FH | V40),
+    [OP_OPEN_DOWNGRADE] = OP("OPEN_DOWNGRADE", open_downgrade, FH),
+    [OP_PUTFH] = OP("PUTFH", putfh, 0),
+    [OP_PUTPUBFH] = OP("PUTPUBFH", putpubfh, 0),
+    [OP_PUTROOTFH] = OP("PUTROOTFH", putrootfh, 0),
+    [OP_READ] = OP("READ", read, FH | DIR_),
+    [OP_READDIR] = OP("READDIR", readdir, FH | DIR_),
+    [OP_READLINK] = OP("READLINK", readlink, FH | DIR_),
+    [OP_REMOVE] = OP("REMOVE", remove, FH | MOD),
+    [OP_RENAME] = OP("RENAME", rename, FH | MOD),
+    [OP_RENEW] = OP("RENEW", renew, V40),
+    [OP_RESTOREFH] = OP("RESTOREFH", restorefh, 0),
+    [OP_SAVEFH] = OP("SAVEFH", savefh, FH),
+    [OP_SECINFO] = OP("SECINFO", secinfo, FH),
+    [OP_SETATTR] = OP("SETATTR", setattr, FH | MOD),
+    [OP_SETCLIENTID] = OP("SETCLIENTID", setclientid, V40),
+    [OP_SETCLIENTID_CONFIRM] = OP("SETCLIENTID_CONFIRM", setclientid_confirm, V40),
+    [OP_VERIFY] = OP("VERIFY", verify, FH),
+    [OP_WRITE] = OP("WRITE", write, FH | MOD | BLK),
+    [OP_RELEASE_LOCKOWNER] = OP("RELEASE_LOCKOWNER", release_lockowner, V40),
+    [OP_BACKCHANNEL_CTL] = NOSUP("BACKCHANNEL_CTL", M1),
+    [OP_BIND_CONN_TO_SESSION] = OP("BIND_CONN_TO_SESSION", bind_conn_to_session, M1 | SF),
+    [OP_EXCHANGE_ID] = OP("EXCHANGE_ID", exchange_id, M1 | SF),
+    [OP_CREATE_SESSION] = OP("CREATE_SESSION", create_session, M1 | SF | DIR_),
+    [OP_DESTROY_SESSION] = OP("DESTROY_SESSION", destroy_session, M1 | SF),
+    [OP_FREE_STATEID] = OP("FREE_STATEID", free_stateid, M1),
+    [OP_GET_DIR_DELEGATION] = NOSUP("GET_DIR_DELEGATION", M1 | FH),
+    [OP_GETDEVICEINFO] = NOSUP("GETDEVICEINFO", M1),
+    [OP_GETDEVICELIST] = NOSUP("GETDEVICELIST", M1 | FH),
+    [OP_LAYOUTCOMMIT] = NOSUP("LAYOUTCOMMIT", M1 | FH),
+    [OP_LAYOUTGET] = NOSUP("LAYOUTGET", M1 | FH),
+    [OP_LAYOUTRETURN] = NOSUP("LAYOUTRETURN", M1 | FH),
+    [OP_SECINFO_NO_NAME] = OP("SECINFO_NO_NAME", secinfo_no_name, M1 | FH),
+    [OP_SEQUENCE] = OP("SEQUENCE", sequence, M1),
+    [OP_SET_SSV] = NOSUP("SET_SSV", M1),
+    [OP_TEST_STATEID] = OP("TEST_STATEID", test_stateid, M1),
+    [OP_WANT_DELEGATION] = NOSUP("WANT_DELEGATION", M1 | FH),
+    [OP_DESTROY_CLIENTID] = OP("DESTROY_CLIENTID", destroy_clientid, M1 | SF),
+    [OP_RECLAIM_COMPLETE] = OP("RECLAIM_COMPLETE", reclaim_complete, M1),
+    [OP_ALLOCATE] = OP("ALLOCATE", allocate, M2 | FH | MOD | BLK),
+    [OP_COPY] = NOSUP("COPY", M2 | FH | MOD),
+    [OP_COPY_NOTIFY] = NOSUP("COPY_NOTIFY", M2 | FH),
+    [OP_DEALLOCATE] = OP("DEALLOCATE", deallocate, M2 | FH | MOD | BLK),
+    [OP_IO_ADVISE] = NOSUP("IO_ADVISE", M2 | FH),
+    [OP_LAYOUTERROR] = NOSUP("LAYOUTERROR", M2 | FH),
+    [OP_LAYOUTSTATS] = NOSUP("LAYOUTSTATS", M2 | FH),
+    [OP_OFFLOAD_CANCEL] = NOSUP("OFFLOAD_CANCEL", M2 | FH),
+    [OP_OFFLOAD_STATUS] = NOSUP("OFFLOAD_STATUS", M2 | FH),
+    [OP_READ_PLUS] = OP("READ_PLUS", read_plus, M2 | FH | DIR_),
+    [OP_SEEK] = OP("SEEK", seek, M2 | FH),
+    [OP_WRITE_SAME] = NOSUP("WRITE_SAME", M2 | FH | MOD),
+    [OP_CLONE] = NOSUP("CLONE", M2 | FH | MOD),
+    [OP_GETXATTR] = NOSUP("GETXATTR", M2 | FH),
+    [OP_SETXATTR] = NOSUP("SETXATTR", M2 | FH | MOD),
+    [OP_LISTXATTRS] = NOSUP("LISTXATTRS", M2 | FH),
+    [OP_REMOVEXATTR] = NOSUP("REMOVEXATTR", M2 | FH | MOD),
+};
+
+/* The op exists in this minor version (else OP_ILLEGAL). */
+static const struct nfs4_op_desc *nfs4_op_desc_of(uint32_t opnum, uint32_t minor)
+{
+    if (opnum < OP_ACCESS || opnum > OP_REMOVEXATTR || !nfs4_ops[opnum].name)
+        return NULL;
+    const struct nfs4_op_desc *d = &nfs4_ops[opnum];
+    if ((d->flags & NFS4_OP_MIN_MINOR1) && minor < 1)
+        return NULL;
+    if ((d->flags & NFS4_OP_MIN_MINOR2) && minor < 2)
+        return NULL;
+    return d;
+}
+
+const char *nfs4_op_name(uint32_t opnum)
+{
+    if (opnum >= OP_ACCESS && opnum <= OP_REMOVEXATTR && nfs4_ops[opnum].name)
+        return nfs4_ops[opnum].name;
+    return "ILLEGAL";
+}
+
+/* Checks that do not depend on the handler: sessions (4.1), filehandle, read-only. */
+static nfsstat4 nfs4_op_precheck(struct nfs4_compound *c, uint32_t opnum, const struct nfs4_op_desc *d)
+{
+    if ((d->flags & NFS4_OP_ONLY_MINOR0) && c->minor >= 1)
+        return NFS4ERR_NOTSUPP; /* RFC 8881 section 18: MUST NOT be used in 4.1 */
+    if (c->minor >= 1) {
+        if (opnum == OP_SEQUENCE && c->opindex > 0)
+            return NFS4ERR_SEQUENCE_POS;
+        if (!c->session && opnum != OP_SEQUENCE) {
+            if (!(d->flags & NFS4_OP_SESSION_FREE))
+                return NFS4ERR_OP_NOT_IN_SESSION;
+            if (c->nops != 1)
+                return NFS4ERR_NOT_ONLY_OP;
+        }
+    }
+    if ((d->flags & NFS4_OP_NEED_FH) && c->cur.kind == NFS4_FH_NONE)
+        return NFS4ERR_NOFILEHANDLE;
+    if ((d->flags & NFS4_OP_MODIFIES) && nfs4_fh_read_only(&c->cur))
+        return NFS4ERR_ROFS;
+    if (!d->fn)
+        return NFS4ERR_NOTSUPP;
+    return NFS4_OK;
+}
+
+/* The status word of an encoded result (right after its opnum). */
+static nfsstat4 nfs4_encoded_status(const uint8_t *op_start)
+{
+    return (nfsstat4)xdr_get_be32(op_start + 4);
+}
+
+/* A result that is just {opnum, status}: errors of every op but those few with error
+ * data (LOCK's DENIED, SETCLIENTID's CLID_INUSE), which handlers encode themselves. */
+static bool nfs4_encode_status_only(struct xdr_enc *e, uint32_t opnum, nfsstat4 st)
+{
+    return xdr_enc_u32(e, opnum) && xdr_enc_u32(e, (uint32_t)st);
+}
+
+/* The few errors whose result carries data (RFC 7530 16.10, 16.11, 16.32, 16.33). */
+static bool nfs4_error_has_data(uint32_t opnum, nfsstat4 st)
+{
+    return ((opnum == OP_LOCK || opnum == OP_LOCKT) && st == NFS4ERR_DENIED) ||
+           (opnum == OP_SETCLIENTID && st == NFS4ERR_CLID_INUSE) ||
+           opnum == OP_SETATTR; /* attrsset follows the status whatever it is */
+}
+
+/* Encode one op's result; false when the reply buffer is full. */
+static bool nfs4_encode_result(struct nfs4_compound *c, uint32_t opnum, const struct nfs4_op_desc *d,
+                               nfsstat4 st, nfs_resop4 *res, uint8_t *op_start)
+{
+    struct xdr_enc *e = c->enc;
+    if (c->replay) { /* 4.0 owner replay: the bytes cached the first time */
+        bool ok = xdr_enc_fixed(e, c->replay, (uint32_t)c->replay_len);
+        free(c->replay);
+        c->replay = NULL;
+        return ok;
+    }
+    if (d && (d->flags & NFS4_OP_DIRECT) && d->fn) {
+        if (st == NFS4_OK)
+            return !c->direct_overflow;
+        e->p = op_start;
+        return nfs4_encode_status_only(e, opnum, st);
+    }
+    res->resop = opnum;
+    if (st != NFS4_OK && !nfs4_error_has_data(opnum, st))
+        return nfs4_encode_status_only(e, opnum, st);
+    /* Success (status 0 also when a handler left the zeroed field alone), or an error
+     * whose arm the handler filled. */
+    return xdr_encode_nfs_resop4(e, res);
+}
+
+/* 4.0: an op that began an owner's seqid sequence ends it with its encoded result. */
+static void nfs4_seqid_finish(struct nfs4_compound *c, nfsstat4 st, const uint8_t *op_start)
+{
+    if (!c->seqid_active)
+        return;
+    bool advance = !(st == NFS4ERR_STALE_CLIENTID || st == NFS4ERR_STALE_STATEID ||
+                     st == NFS4ERR_BAD_STATEID || st == NFS4ERR_BAD_SEQID || st == NFS4ERR_BADXDR ||
+                     st == NFS4ERR_RESOURCE || st == NFS4ERR_NOFILEHANDLE || st == NFS4ERR_MOVED);
+    state_owner_seqid_end(c->seqid_owner, c->seqid, advance, op_start, (size_t)(c->enc->p - op_start));
+    state_owner_put(c->seqid_owner);
+    c->seqid_owner = NULL;
+    c->seqid_active = false;
+}
+
+static void nfs4_principal_init(struct nfs4_compound *c)
+{
+    if (c->call->cred.flavor == RPC_AUTH_SYS)
+        snprintf(c->principal_buf, sizeof(c->principal_buf), "sys:%u", c->call->cred.uid);
+    else
+        snprintf(c->principal_buf, sizeof(c->principal_buf), "none");
+    c->principal.name = c->principal_buf;
+    c->principal.len = strlen(c->principal_buf);
+}
+
+/* Run one op: returns its status; *stop when the COMPOUND must end after it. */
+static nfsstat4 nfs4_run_op(struct nfs4_compound *c, bool *stop)
+{
+    struct xdr_dec *x = &c->call->args;
+    struct xdr_enc *e = c->enc;
+    uint8_t *op_start = e->p;
+    uint32_t opnum;
+    nfs_argop4 arg;
+    nfs_resop4 res;
+
+    if (!xdr_dec_u32(x, &opnum)) {
+        *stop = true;
+        return nfs4_encode_status_only(e, OP_ILLEGAL, NFS4ERR_BADXDR) ? NFS4ERR_BADXDR : NFS4ERR_RESOURCE;
+    }
+    const struct nfs4_op_desc *d = nfs4_op_desc_of(opnum, c->minor);
+    if (!d) {
+        *stop = true;
+        return nfs4_encode_status_only(e, OP_ILLEGAL, NFS4ERR_OP_ILLEGAL) ? NFS4ERR_OP_ILLEGAL : NFS4ERR_RESOURCE;
+    }
+    x->p -= 4; /* the union decoder reads the discriminant again */
+    if (c->minor >= 1 && opnum == OP_SEQUENCE && c->opindex == 0)
+        c->after_sequence = NULL;
+    if (!xdr_decode_nfs_argop4(x, &arg)) {
+        *stop = true;
+        return nfs4_encode_status_only(e, opnum, NFS4ERR_BADXDR) ? NFS4ERR_BADXDR : NFS4ERR_RESOURCE;
+    }
+    if (opnum == OP_SEQUENCE)
+        c->after_sequence = x->p;
+
+    memset(&res, 0, sizeof(res));
+    nfsstat4 st = nfs4_op_precheck(c, opnum, d);
+    bool ran = false;
+    if (st == NFS4_OK) {
+        if (d->flags & NFS4_OP_DIRECT) {
+            if (!xdr_enc_u32(e, opnum)) {
+                *stop = true;
+                return NFS4ERR_RESOURCE;
+            }
+        }
+        c->direct_overflow = false;
+        st = d->fn(c, &arg, &res);
+        ran = true;
+        __atomic_fetch_add(&c->srv->counters.ops[opnum], 1, __ATOMIC_RELAXED);
+        if (c->whole_replay)
+            return st;
+    }
+    if (!nfs4_encode_result(c, opnum, ran ? d : NULL, st, &res, op_start)) {
+        /* The result does not fit in the reply: 4.0 RESOURCE, 4.1 REP_TOO_BIG. */
+        e->p = op_start;
+        st = c->minor >= 1 ? NFS4ERR_REP_TOO_BIG : NFS4ERR_RESOURCE;
+        if (!nfs4_encode_status_only(e, opnum, st))
+            e->p = op_start;
+    }
+    if (ran)
+        nfs4_seqid_finish(c, nfs4_encoded_status(op_start), op_start);
+    st = e->p - op_start >= 8 ? nfs4_encoded_status(op_start) : st;
+    *stop = st != NFS4_OK;
+    return st;
+}
+
+/* 4.1: store the reply in the slot for retransmissions, then free the slot. A reply the
+ * client asked to cache that is too big for its cache turns the last op's result into
+ * REP_TOO_BIG_TO_CACHE (RFC 8881 2.10.6.1.3). */
+static void nfs4_slot_finish(struct nfs4_compound *c, uint8_t *reply_start, uint8_t *last_op,
+                             uint32_t last_opnum, uint32_t *status)
+{
+    if (!c->slot)
+        return;
+    size_t len = (size_t)(c->enc->p - reply_start);
+    enum state_status ss = state_slot_cache_reply(c->slot, reply_start, len);
+    if (ss == STATE_ERR_REP_TOO_BIG_TO_CACHE && c->cachethis && last_op) {
+        c->enc->p = last_op;
+        nfs4_encode_status_only(c->enc, last_opnum, NFS4ERR_REP_TOO_BIG_TO_CACHE);
+        *status = NFS4ERR_REP_TOO_BIG_TO_CACHE;
+        xdr_put_be32(reply_start, *status);
+        len = (size_t)(c->enc->p - reply_start);
+        state_slot_cache_reply(c->slot, reply_start, len);
+    }
+    state_slot_done(c->slot);
+    c->slot = NULL;
+}
+
+static enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
+{
+    struct nfs4_server *srv = call->prog_ctx;
+    struct xdr_dec *x = &call->args;
+    struct xdr_enc *e = &call->res;
+    utf8str_cs tag;
+    uint32_t minor, nops;
+
+    if (!xdr_decode_utf8str_cs(x, &tag) || !xdr_dec_u32(x, &minor) || !xdr_dec_u32(x, &nops))
+        return RPC_GARBAGE_ARGS;
+
+    struct nfs4_compound c;
+    memset(&c, 0, sizeof(c));
+    c.call = call;
+    c.srv = srv;
+    c.minor = minor;
+    c.nops = nops;
+    c.enc = e;
+    nfs4_principal_init(&c);
+
+    uint8_t *reply_start = e->p;
+    uint32_t status = NFS4_OK;
+    if (!xdr_enc_u32(e, 0) || !xdr_encode_utf8str_cs(e, &tag))
+        return RPC_SYSTEM_ERR;
+    uint8_t *count_at = e->p;
+    if (!xdr_enc_u32(e, 0))
+        return RPC_SYSTEM_ERR;
+
+    uint32_t done = 0;
+    uint8_t *last_op = NULL;
+    uint32_t last_opnum = 0;
+    if (minor > srv->max_minor) {
+        status = NFS4ERR_MINOR_VERS_MISMATCH;
+    } else if (nops > NFS4_MAX_OPS_PER_COMPOUND) {
+        /* Answer for the first op only, as knfsd does. */
+        uint32_t first = OP_ILLEGAL;
+        if (xdr_dec_u32(x, &first) && !nfs4_op_desc_of(first, minor))
+            first = OP_ILLEGAL;
+        status = minor >= 1 ? NFS4ERR_TOO_MANY_OPS : NFS4ERR_RESOURCE;
+        if (nfs4_encode_status_only(e, first, status))
+            done = 1;
+    } else {
+        for (c.opindex = 0; c.opindex < nops; c.opindex++) {
+            bool stop = false;
+            last_op = e->p;
+            last_opnum = xdr_dec_left(x) >= 4 ? xdr_get_be32(x->p) : OP_ILLEGAL;
+            status = nfs4_run_op(&c, &stop);
+            if (c.whole_replay)
+                break;
+            if (e->p > last_op)
+                done++;
+            if (stop)
+                break;
+        }
+    }
+    if (c.whole_replay) {
+        /* SEQUENCE found a retransmission: the cached reply replaces everything. */
+        e->p = reply_start;
+        bool ok = xdr_enc_fixed(e, c.replay, (uint32_t)c.replay_len);
+        free(c.replay);
+        if (c.session)
+            state_session_put(c.session);
+        return ok ? RPC_SUCCESS : RPC_SYSTEM_ERR;
+    }
+    xdr_put_be32(reply_start, status);
+    xdr_put_be32(count_at, done);
+    if (c.seqid_owner)
+        state_owner_put(c.seqid_owner);
+    nfs4_slot_finish(&c, reply_start, last_op, last_opnum, &status);
+    if (c.session)
+        state_session_put(c.session);
+    return RPC_SUCCESS;
+}
+
+static enum rpc_accept_status nfs4_proc_null(struct rpc_call *call)
+{
+    (void)call;
+    return RPC_SUCCESS;
+}
+
+static const struct rpc_proc_desc nfs4_procs[] = {
+    [NFSPROC4_NULL] = {nfs4_proc_null, "NULL", 0},
+    [NFSPROC4_COMPOUND] = {nfs4_proc_compound, "COMPOUND", 0},
+};
+
+static const struct rpc_version_desc nfs4_versions[] = {
+    {NFS_V4, sizeof(nfs4_procs) / sizeof(nfs4_procs[0]), nfs4_procs},
+};
+
+const struct rpc_program_desc nfs4_program = {
+    NFS4_PROGRAM, "nfs4", sizeof(nfs4_versions) / sizeof(nfs4_versions[0]), nfs4_versions,
+};
