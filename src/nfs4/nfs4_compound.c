@@ -223,34 +223,70 @@ static void nfs4_principal_init(struct nfs4_compound *c)
     c->principal.len = strlen(c->principal_buf);
 }
 
-/* Run one op: returns its status; *stop when the COMPOUND must end after it. */
-static nfsstat4 nfs4_run_op(struct nfs4_compound *c, bool *stop)
+/*
+ * The request's ops, decoded before any runs: a COMPOUND that may wait on the disk (a
+ * stable WRITE, COMMIT, ...) is moved to the blocking pool before it changes anything,
+ * and the event loop keeps serving other calls meanwhile. An op that cannot be decoded
+ * ends the list: the ops before it run, then it answers OP_ILLEGAL or BADXDR.
+ */
+struct nfs4_decoded {
+    nfs_argop4 *ops;
+    uint32_t n;            /* ops decoded */
+    uint32_t bad_opnum;    /* when n < nops: the undecodable op's number (or OP_ILLEGAL) */
+    nfsstat4 bad_status;   /* ... and its error: OP_ILLEGAL or BADXDR */
+    bool may_block;
+};
+
+static bool nfs4_op_may_block(const nfs_argop4 *a, const struct nfs4_op_desc *d)
+{
+    if (!(d->flags & NFS4_OP_BLOCKING))
+        return false;
+    /* an UNSTABLE write only reaches the page cache */
+    return a->argop != OP_WRITE || a->opwrite.stable != UNSTABLE4;
+}
+
+static void nfs4_decode_ops(struct nfs4_compound *c, uint32_t nops, struct nfs4_decoded *dec)
 {
     struct xdr_dec *x = &c->call->args;
+    memset(dec, 0, sizeof(*dec));
+    dec->ops = nops ? xdr_arena_alloc(x->arena, nops, sizeof(*dec->ops)) : NULL;
+    if (nops && !dec->ops) {
+        dec->bad_opnum = OP_ILLEGAL;
+        dec->bad_status = NFS4ERR_RESOURCE;
+        return;
+    }
+    for (; dec->n < nops; dec->n++) {
+        if (xdr_dec_left(x) < 4) {
+            dec->bad_opnum = OP_ILLEGAL;
+            dec->bad_status = NFS4ERR_BADXDR;
+            return;
+        }
+        uint32_t opnum = xdr_get_be32(x->p);
+        const struct nfs4_op_desc *d = nfs4_op_desc_of(opnum, c->minor);
+        if (!d) {
+            dec->bad_opnum = OP_ILLEGAL;
+            dec->bad_status = NFS4ERR_OP_ILLEGAL;
+            return;
+        }
+        if (!xdr_decode_nfs_argop4(x, &dec->ops[dec->n])) {
+            dec->bad_opnum = opnum;
+            dec->bad_status = NFS4ERR_BADXDR;
+            return;
+        }
+        if (dec->n == 0 && opnum == OP_SEQUENCE)
+            c->after_sequence = x->p;
+        dec->may_block |= nfs4_op_may_block(&dec->ops[dec->n], d);
+    }
+}
+
+/* Run one decoded op: returns its status; *stop when the COMPOUND must end after it. */
+static nfsstat4 nfs4_run_op(struct nfs4_compound *c, nfs_argop4 *arg, bool *stop)
+{
     struct xdr_enc *e = c->enc;
     uint8_t *op_start = e->p;
-    uint32_t opnum;
-    nfs_argop4 arg;
-    nfs_resop4 res;
-
-    if (!xdr_dec_u32(x, &opnum)) {
-        *stop = true;
-        return nfs4_encode_status_only(e, OP_ILLEGAL, NFS4ERR_BADXDR) ? NFS4ERR_BADXDR : NFS4ERR_RESOURCE;
-    }
+    uint32_t opnum = arg->argop;
     const struct nfs4_op_desc *d = nfs4_op_desc_of(opnum, c->minor);
-    if (!d) {
-        *stop = true;
-        return nfs4_encode_status_only(e, OP_ILLEGAL, NFS4ERR_OP_ILLEGAL) ? NFS4ERR_OP_ILLEGAL : NFS4ERR_RESOURCE;
-    }
-    x->p -= 4; /* the union decoder reads the discriminant again */
-    if (c->minor >= 1 && opnum == OP_SEQUENCE && c->opindex == 0)
-        c->after_sequence = NULL;
-    if (!xdr_decode_nfs_argop4(x, &arg)) {
-        *stop = true;
-        return nfs4_encode_status_only(e, opnum, NFS4ERR_BADXDR) ? NFS4ERR_BADXDR : NFS4ERR_RESOURCE;
-    }
-    if (opnum == OP_SEQUENCE)
-        c->after_sequence = x->p;
+    nfs_resop4 res;
 
     memset(&res, 0, sizeof(res));
     nfsstat4 st = nfs4_op_precheck(c, opnum, d);
@@ -263,7 +299,7 @@ static nfsstat4 nfs4_run_op(struct nfs4_compound *c, bool *stop)
             }
         }
         c->direct_overflow = false;
-        st = d->fn(c, &arg, &res);
+        st = d->fn(c, arg, &res);
         ran = true;
         __atomic_fetch_add(&c->srv->counters.ops[opnum], 1, __ATOMIC_RELAXED);
         if (c->whole_replay)
@@ -347,17 +383,26 @@ static enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
         if (nfs4_encode_status_only(e, first, status))
             done = 1;
     } else {
-        for (c.opindex = 0; c.opindex < nops; c.opindex++) {
-            bool stop = false;
+        struct nfs4_decoded dec;
+        nfs4_decode_ops(&c, nops, &dec);
+        if (dec.may_block && !call->on_blocking_pool)
+            return RPC_REQUEUE_BLOCKING; /* nothing ran yet */
+        bool stop = false;
+        for (c.opindex = 0; c.opindex < dec.n && !stop; c.opindex++) {
             last_op = e->p;
-            last_opnum = xdr_dec_left(x) >= 4 ? xdr_get_be32(x->p) : OP_ILLEGAL;
-            status = nfs4_run_op(&c, &stop);
+            last_opnum = dec.ops[c.opindex].argop;
+            status = nfs4_run_op(&c, &dec.ops[c.opindex], &stop);
             if (c.whole_replay)
                 break;
             if (e->p > last_op)
                 done++;
-            if (stop)
-                break;
+        }
+        if (!stop && !c.whole_replay && dec.n < nops) {
+            last_op = e->p;
+            last_opnum = dec.bad_opnum;
+            status = dec.bad_status;
+            if (nfs4_encode_status_only(e, dec.bad_opnum, dec.bad_status))
+                done++;
         }
     }
     if (c.whole_replay) {

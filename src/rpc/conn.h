@@ -28,6 +28,7 @@ struct worker {
     size_t reply_cap;
     uint8_t *arena;
     bool recyclable; /* reply buffers are max_reply-sized and may move to a send queue */
+    bool blocking_pool; /* a thread of the blocking pool (may wait on the disk) */
     /* Reply batching: while a loop runs the requests of one read inline, their small
      * replies collect here and leave in one send() (see dispatch_jobs). */
     struct rpc_conn *batch_conn;

@@ -435,6 +435,7 @@ static void execute_job(struct worker *w, struct job *j)
         .cred = j->cred,
         .prog_ctx = j->prog->ctx,
         .worker = w->index,
+        .on_blocking_pool = w->blocking_pool,
     };
     struct xdr_arena arena;
     const size_t hdr = 4 + RPC_ACCEPTED_HDR_LEN;
@@ -461,6 +462,16 @@ static void execute_job(struct worker *w, struct job *j)
     case RPC_DEFERRED:
         job_free(j);
         return;
+    case RPC_REQUEUE_BLOCKING:
+        if (!w->blocking_pool) {
+            atomic_fetch_add(&srv->st.pooled, 1);
+            queue_push(&srv->pool, j); /* the job keeps its record: decoded again there */
+            return;
+        }
+        log_err("call %#x asked for the blocking pool while on it", call.xid);
+        rpc_enc_accepted(&out, call.xid, RPC_SYSTEM_ERR);
+        len = 4 + xdr_enc_len(&out);
+        break;
     case RPC_AUTH_TOOWEAK:
         rpc_enc_auth_error(&out, call.xid, RPC_AUTH_TOOWEAK_STAT);
         len = 4 + xdr_enc_len(&out);
@@ -1063,6 +1074,7 @@ int rpc_server_start(struct rpc_server *srv)
         pt->srv = srv;
         if ((err = worker_init(&pt->w, (int)(srv->cfg.nloops + i), srv->cfg.max_reply)) < 0)
             return err;
+        pt->w.blocking_pool = true;
         if ((err = pthread_create(&pt->thread, NULL, pool_main, pt)) != 0)
             return -err;
     }

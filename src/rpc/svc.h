@@ -32,6 +32,11 @@ enum rpc_accept_status {
     RPC_NO_REPLY = 1001,
     /* not on the wire: reject with AUTH_ERROR / AUTH_TOOWEAK */
     RPC_AUTH_TOOWEAK = 1002,
+    /* not on the wire: run the call again, from the start, on the blocking pool. Only
+     * from a handler with call->on_blocking_pool false, and only before it changed
+     * anything: for procedures whose need to block shows in their arguments (an NFSv4
+     * COMPOUND holding a stable WRITE or a COMMIT). */
+    RPC_REQUEUE_BLOCKING = 1003,
 };
 
 #define RPC_AUTHSYS_MAXGIDS 16
@@ -63,6 +68,7 @@ struct rpc_call {
     struct xdr_enc res;  /* results go here; room for the largest reply (>= 1 MiB + 4 KiB) */
     void *prog_ctx;      /* the ctx given to rpc_server_add_program */
     int worker;          /* index of the thread running the handler (for per-thread caches) */
+    bool on_blocking_pool; /* running on the blocking pool (see RPC_REQUEUE_BLOCKING) */
 };
 
 typedef enum rpc_accept_status (*rpc_proc_fn)(struct rpc_call *call);
