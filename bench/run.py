@@ -378,6 +378,22 @@ def kv(line):
             for k, v in (w.split('=', 1) for w in line.split() if '=' in w)}
 
 
+def prefill(path, size):
+    """The read cell's file, written on the server's disk (same bytes for both
+    servers: nfsbench only reads it)."""
+    if os.path.exists(path) and os.path.getsize(path) >= size:
+        return
+    chunk = bytes(range(256)) * 4096
+    with open(path, 'wb') as f:
+        left = size
+        while left > 0:
+            n = min(left, len(chunk))
+            f.write(chunk[:n])
+            left -= n
+    # the server runs as root; the export may be squashed: make it readable by all
+    os.chmod(path, 0o644)
+
+
 def warm(path):
     # Proactive pageout (DAMON) may evict pages idle for ~60 s: re-read the
     # file so "read" measures a warm page cache on both servers.
@@ -404,7 +420,10 @@ def run_cell(a, srv, cell, rep):
     fill = {'{secs}': a.secs, '{size}': a.size}
     args = [fill.get(x, x) for x in cell['args']]
     if cell['wl'] == 'read':
-        warm(os.path.join(srv.export, 'nfsbench.dat'))
+        dat = os.path.join(srv.export, 'nfsbench.dat')
+        if cell['vers'] == 4:
+            prefill(dat, a.size << 20)  # libnfs 4.0.0 cannot write it over NFSv4
+        warm(dat)
     cmd = ['ip', 'netns', 'exec', srv.ns, NFSBENCH, '-P', srv.pid,
            '-c', cell['conns'], '-q', cell['qd']] + args + [
                cell['wl'], srv.url % cell['vers']]

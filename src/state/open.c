@@ -69,7 +69,10 @@ static struct state_owner *owner_get_locked(struct state_server *ss, struct stat
     return o;
 }
 
-void owner_put_locked(struct state_owner *o)
+/* Not inlined: gcc's -Wuse-after-free cannot see that a caller holding its own
+ * reference keeps the owner alive across owner_destroy_locked (which drops the table's
+ * reference), and would flag destroy-then-put at -O2. */
+__attribute__((noinline)) void owner_put_locked(struct state_owner *o)
 {
     if (--o->refs)
         return;
