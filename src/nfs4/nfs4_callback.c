@@ -232,8 +232,11 @@ int nfs4_cb_start(struct nfs4_server *srv)
     return 0;
 }
 
+static void nfs4_cb_forget_conns(struct nfs4_server *srv);
+
 void nfs4_cb_stop(struct nfs4_server *srv)
 {
+    nfs4_cb_forget_conns(srv);
     if (!__atomic_load_n(&srv->cb_thread_started, __ATOMIC_ACQUIRE))
         return;
     pthread_mutex_lock(&srv->cb_lock);
@@ -297,13 +300,28 @@ static struct seen_conn **seen_find(const struct rpc_conn *conn, uint64_t id)
 static void nfs4_cb_conn_closed(void *ctx, struct rpc_conn *conn)
 {
     struct seen_conn *s = ctx;
-    state_conn_dead(s->srv->state, conn);
     pthread_mutex_lock(&seen_mu);
+    struct nfs4_server *srv = s->srv; /* NULL: that server is gone (nfs4_cb_forget_conns) */
     struct seen_conn **pp = seen_find(s->conn, s->id);
     if (*pp == s)
         *pp = s->next;
     pthread_mutex_unlock(&seen_mu);
+    if (srv)
+        state_conn_dead(srv->state, conn);
     free(s);
+}
+
+/* The server is going away while its connections may still be open (the rpc server is
+ * stopped, not yet destroyed): their close notifications, which run when the rpc server
+ * is destroyed, must not reach its state any more. They still free their records. */
+static void nfs4_cb_forget_conns(struct nfs4_server *srv)
+{
+    pthread_mutex_lock(&seen_mu);
+    for (unsigned i = 0; i < SEEN_BUCKETS; i++)
+        for (struct seen_conn *s = seen[i]; s; s = s->next)
+            if (s->srv == srv)
+                s->srv = NULL;
+    pthread_mutex_unlock(&seen_mu);
 }
 
 void nfs4_cb_conn_seen(struct nfs4_server *srv, struct rpc_conn *conn)
