@@ -251,6 +251,17 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* nfs_service delegation hooks (nfs3/ and nlm/ do not know NFSv4). */
+static bool deleg_active_hook(void *nfs4)
+{
+    return nfs4_deleg_active(nfs4);
+}
+
+static bool deleg_break_hook(void *nfs4, const struct export *ex, const struct fs_fh *fh, bool write)
+{
+    return nfs4_deleg_break(nfs4, ex, fh, write);
+}
+
 /* NFSv4 shares the lock space with NLM (one lock space: design.md); without NLM it
  * gets one of its own. */
 static int start_nfs4(const struct options *o, struct nfs_service *svc, struct lock_space *locks,
@@ -271,9 +282,15 @@ static int start_nfs4(const struct options *o, struct nfs_service *svc, struct l
         .max_minor = o->max_minor,
     };
     int rc = nfs4_server_create(out, svc->exports, &svc->fh_key, svc->write_verf, locks, &cfg);
-    if (rc < 0)
+    if (rc < 0) {
         log_err("NFSv4 service init: %s", strerror(-rc));
-    return rc;
+        return rc;
+    }
+    /* NFSv3 and NLM access recalls NFSv4 delegations (set before any request is served) */
+    svc->deleg_active = deleg_active_hook;
+    svc->deleg_break = deleg_break_hook;
+    svc->deleg_ctx = *out;
+    return 0;
 }
 
 static int run(const struct options *o)
@@ -355,9 +372,6 @@ out:
     if (srv) {
         struct rpc_server_stats st;
         rpc_server_stop(srv);
-        if (nlm_ok)
-            nlm_service_fini(&nlm);
-        nlm_ok = false;
         rpc_server_get_stats(srv, &st);
         log_info("calls %llu, replies %llu, handed off %llu, pooled %llu, garbage %llu, rejected %llu",
                  (unsigned long long)st.calls, (unsigned long long)st.replies,
@@ -365,7 +379,11 @@ out:
                  (unsigned long long)st.garbage, (unsigned long long)st.rejected);
         rpc_server_destroy(srv);
     }
+    svc.deleg_active = NULL; /* no request runs any more; the hooks' server goes */
+    svc.deleg_break = NULL;
     nfs4_server_destroy(nfs4);
+    /* NLM last: its lock space is NFSv4's too, and NFSv4 clients' state releases
+     * their lock-space hosts as it goes (and no request runs any more) */
     if (nlm_ok)
         nlm_service_fini(&nlm);
     if (own_locks)

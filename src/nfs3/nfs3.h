@@ -12,6 +12,7 @@
 #define PEERNFS_NFS3_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fs/export.h"
@@ -41,7 +42,29 @@ struct nfs_service {
      * crash may have lost (RFC 1813 section 3.3.7). */
     uint8_t write_verf[8];
     struct mount_list mounts;
+    /* NFSv4 delegations, which NFSv3 and NLM access must recall (set by the daemon
+     * when it serves NFSv4, else NULL; nfs3/ and nlm/ know nothing of NFSv4).
+     * deleg_active: does any delegation exist at all (one atomic load)? Procedures
+     * that would have to look an object up just for deleg_break ask it first.
+     * deleg_break: recall the delegations of the file (ex, fh) that conflict with
+     * reading (write false) or changing it; true while they are out, and the caller
+     * answers "try again later" (NFS3ERR_JUKEBOX, NLM4_DENIED_GRACE_PERIOD). */
+    bool (*deleg_active)(void *ctx);
+    bool (*deleg_break)(void *ctx, const struct export *ex, const struct fs_fh *fh, bool write);
+    void *deleg_ctx;
 };
+
+static inline bool nfs_deleg_active(const struct nfs_service *svc)
+{
+    return svc->deleg_active && svc->deleg_active(svc->deleg_ctx);
+}
+
+static inline bool nfs_deleg_break(const struct nfs_service *svc, const struct export *ex, const struct fs_fh *fh,
+                                   bool write)
+{
+    /* deleg_active first: on every READ and WRITE, a call that saves no registers */
+    return nfs_deleg_active(svc) && svc->deleg_break && svc->deleg_break(svc->deleg_ctx, ex, fh, write);
+}
 
 /* Returns 0 or -errno (the filehandle key could not be loaded or created). */
 int nfs_service_init(struct nfs_service *svc, struct export_table *exports, const char *state_dir);

@@ -98,6 +98,20 @@ nfsstat3 nfs3_check_name(const filename3 *name, enum nfs3_name_use use)
     return NFS3ERR_INVAL;
 }
 
+nfsstat3 nfs3_deleg_break_name(const struct nfs3_obj *dir, const filename3 *name)
+{
+    struct fs_fh fh;
+    struct stat st;
+
+    if (!nfs_deleg_active(dir->svc))
+        return NFS3_OK;
+    /* Nothing there, or nothing the caller may see: the operation itself reports it.
+     * Directories are never delegated. */
+    if (NFS3_FS(dir, lookup, &dir->cred, &dir->fh, name->val, name->len, &fh, &st) != 0 || S_ISDIR(st.st_mode))
+        return NFS3_OK;
+    return nfs3_deleg_break(dir, &fh, true);
+}
+
 enum rpc_accept_status nfs3_reply(bool encoded)
 {
     return encoded ? RPC_SUCCESS : RPC_SYSTEM_ERR;

@@ -90,6 +90,22 @@ void nfs3_dir_change_wcc(const struct nfs3_dir_change *d, wcc_data *w);
 enum nfs3_name_use { NFS3_NAME_LOOKUP, NFS3_NAME_CREATE, NFS3_NAME_REMOVE };
 nfsstat3 nfs3_check_name(const filename3 *name, enum nfs3_name_use use);
 
+/*
+ * NFSv4 delegations: an NFSv3 access to a file that another client holds delegated
+ * (a write delegation: any access; a read delegation: a change) starts the recall and
+ * gets NFS3ERR_JUKEBOX until the holder returned it. RFC 1813 defines JUKEBOX as "the
+ * request could not be completed in a timely fashion: retry later" (the Linux client
+ * waits 5 s), and knfsd answers a conflicting delegation with it too.
+ */
+static inline nfsstat3 nfs3_deleg_break(const struct nfs3_obj *obj, const struct fs_fh *fh, bool write)
+{
+    return nfs_deleg_break(obj->svc, obj->ex, fh, write) ? NFS3ERR_JUKEBOX : NFS3_OK;
+}
+/* Same before the object `name` in `dir` is removed or renamed over (REMOVE, RENAME):
+ * the state layer knows files by their handle, so the name is looked up, but only
+ * when some delegation exists at all. */
+nfsstat3 nfs3_deleg_break_name(const struct nfs3_obj *dir, const filename3 *name);
+
 /* Encoding results: true -> RPC_SUCCESS, false (did not fit) -> RPC_SYSTEM_ERR. */
 enum rpc_accept_status nfs3_reply(bool encoded);
 

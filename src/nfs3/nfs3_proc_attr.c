@@ -49,6 +49,9 @@ static nfsstat3 nfs3_setattr_obj(const struct nfs3_obj *obj, const SETATTR3args 
     nfs3_sattr_to_fs(&args->new_attributes, &sa);
     if (sa.mask == 0)
         return NFS3_OK;
+    nfsstat3 st = nfs3_deleg_break(obj, &obj->fh, true);
+    if (st != NFS3_OK)
+        return st;
     int err = NFS3_FS(obj, setattr, &obj->cred, &obj->fh, &sa, post);
     *changed = err == 0;
     return nfs3_status(err);

@@ -106,6 +106,9 @@ static nfsstat3 nfs3_create_unchecked(struct nfs3_create_ctx *c, const filename3
             return nfs3_status(err);
         if (!S_ISREG(c->st.st_mode))
             return NFS3ERR_EXIST;
+        /* a truncation changes the file: recall its delegations first */
+        if (attrs->size.set_it && nfs3_deleg_break(c->dir, &c->fh, true) != NFS3_OK)
+            return NFS3ERR_JUKEBOX;
         return nfs3_create_setattr(c, attrs, ~(unsigned)FS_SET_SIZE);
     }
     return NFS3ERR_JUKEBOX; /* the name keeps flipping between existing and not */

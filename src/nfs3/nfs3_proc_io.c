@@ -81,6 +81,8 @@ enum rpc_accept_status nfs3_proc_read(struct rpc_call *call)
     if (res.status == NFS3_OK)
         res.status = nfs3_io_check(&obj, &st, FS_MAY_READ);
     if (res.status == NFS3_OK)
+        res.status = nfs3_deleg_break(&obj, &obj.fh, false);
+    if (res.status == NFS3_OK)
         res.status = nfs3_read_in_place(call, &obj, &st, &args);
     if (res.status == NFS3_OK)
         return RPC_SUCCESS;
@@ -108,6 +110,8 @@ static nfsstat3 nfs3_write_obj(const struct nfs3_obj *obj, const WRITE3args *arg
     if (nfs3_read_only(obj))
         return NFS3ERR_ROFS;
     nfsstat3 st = nfs3_io_check(obj, pre, FS_MAY_WRITE);
+    if (st == NFS3_OK)
+        st = nfs3_deleg_break(obj, &obj->fh, true);
     if (st != NFS3_OK)
         return st;
     /* The backend writes exactly as durably as asked, so `committed` is `stable`;

@@ -13,6 +13,8 @@ static nfsstat3 nfs3_remove_name(struct rpc_call *call, const diropargs3 *what, 
     nfsstat3 status = nfs3_dir_change_begin(call, &what->dir, NULL, d);
     if (status == NFS3_OK)
         status = nfs3_check_name(&what->name, NFS3_NAME_REMOVE);
+    if (status == NFS3_OK && !dir_only)
+        status = nfs3_deleg_break_name(&d->dir, &what->name);
     if (status == NFS3_OK)
         status = nfs3_status(NFS3_FS(&d->dir, remove, &d->dir.cred, &d->dir.fh, what->name.val,
                                      what->name.len, dir_only));

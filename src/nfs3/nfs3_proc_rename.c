@@ -18,6 +18,11 @@ static nfsstat3 nfs3_rename_names(struct rpc_call *call, const RENAME3args *args
         status = nfs3_check_name(&args->from.name, NFS3_NAME_REMOVE);
     if (status == NFS3_OK)
         status = nfs3_check_name(&args->to.name, NFS3_NAME_REMOVE);
+    /* the object renamed, and the one the new name replaces */
+    if (status == NFS3_OK)
+        status = nfs3_deleg_break_name(&from->dir, &args->from.name);
+    if (status == NFS3_OK)
+        status = nfs3_deleg_break_name(&to->dir, &args->to.name);
     if (status != NFS3_OK)
         return status;
     return nfs3_status(NFS3_FS(&from->dir, rename, &from->dir.cred, &from->dir.fh, args->from.name.val,
@@ -54,6 +59,8 @@ static nfsstat3 nfs3_link_name(struct rpc_call *call, const LINK3args *args, str
         status = nfs3_dir_change_begin(call, &args->link.dir, file, dir);
     if (status == NFS3_OK)
         status = nfs3_check_name(&args->link.name, NFS3_NAME_CREATE);
+    if (status == NFS3_OK)
+        status = nfs3_deleg_break(file, &file->fh, true);
     if (status != NFS3_OK)
         return status;
     return nfs3_status(NFS3_FS(&dir->dir, link, &dir->dir.cred, &file->fh, &dir->dir.fh, args->link.name.val,

@@ -38,6 +38,18 @@ int nfs4_server_create(struct nfs4_server **out, const struct export_table *expo
 void nfs4_server_destroy(struct nfs4_server *s);
 void nfs4_server_tick(struct nfs4_server *s);
 
+/*
+ * Delegations against access from outside NFSv4 (NFSv3, NLM): the daemon hands these
+ * to nfs3/ as its struct nfs_service deleg_active / deleg_break hooks.
+ * nfs4_deleg_active: does any delegation exist (one relaxed atomic load, no lock)?
+ * nfs4_deleg_break: recall the delegations of the file (ex, fh) that conflict with
+ * reading it (write false: write delegations) or changing it (write: all); true
+ * while a recall is pending (the caller tells its client to retry). Returns false at
+ * once, without the state lock, while no delegation exists anywhere.
+ */
+bool nfs4_deleg_active(struct nfs4_server *s);
+bool nfs4_deleg_break(struct nfs4_server *s, const struct export *ex, const struct fs_fh *fh, bool write);
+
 extern const struct rpc_program_desc nfs4_program; /* 100003, version 4 */
 
 #endif

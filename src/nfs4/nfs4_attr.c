@@ -503,7 +503,9 @@ bool nfs4_attr_utf8_valid(const uint8_t *s, size_t len)
                 return false;
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        /* overlong forms, beyond U+10FFFF, surrogates, and U+FFFE / U+FFFF: never
+         * characters (U+FFFE is a byte-swapped BOM), refused as pynfs and RFC 3629 do */
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
             return false;
         i += n + 1;
     }

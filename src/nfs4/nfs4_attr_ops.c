@@ -207,6 +207,8 @@ static const struct nfs4_access_map nfs4_file_access[] = {
 #define NFS4_ACCESS_ALL                                                                            \
     (ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE | ACCESS4_EXECUTE)
 #define NFS4_ACCESS_WRITES (ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE)
+#define NFS4_ACCESS_DIR (ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE)
+#define NFS4_ACCESS_NONDIR (ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_EXECUTE)
 
 static bool nfs4_may(const struct nfs4_fh *f, const struct stat *st, unsigned may)
 {
@@ -227,17 +229,20 @@ NFS4_OP(access)
     nfsstat4 s = nfs4_cur_stat(c, &c->cur, &st);
     if (s != NFS4_OK)
         return r->status = s;
+    /* supported names only the bits that mean something for this type (RFC 8881
+     * 18.1.3: LOOKUP and DELETE for directories, EXECUTE for the rest), as the maps. */
+    uint32_t supported = asked & (S_ISDIR(st.st_mode) ? NFS4_ACCESS_DIR : NFS4_ACCESS_NONDIR);
     uint32_t granted = 0;
     if (c->cur.kind == NFS4_FH_PSEUDO) {
-        granted = asked & (ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_EXECUTE);
+        granted = supported & (ACCESS4_READ | ACCESS4_LOOKUP);
     } else {
         const struct nfs4_access_map *map = S_ISDIR(st.st_mode) ? nfs4_dir_access : nfs4_file_access;
-        uint32_t want = nfs4_fh_read_only(&c->cur) ? asked & ~(uint32_t)NFS4_ACCESS_WRITES : asked;
+        uint32_t want = nfs4_fh_read_only(&c->cur) ? supported & ~(uint32_t)NFS4_ACCESS_WRITES : supported;
         for (; map->access; map++)
             if ((want & map->access) && nfs4_may(&c->cur, &st, map->may))
                 granted |= map->access;
     }
-    r->resok4.supported = asked;
+    r->resok4.supported = supported;
     r->resok4.access = granted;
     return r->status = NFS4_OK;
 }

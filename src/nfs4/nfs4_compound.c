@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "fs/siphash.h"
+#include "nfs4/nfs4_attr.h"
 #include "nfs4/nfs4_internal.h"
 #include "util/log.h"
 
@@ -341,7 +342,7 @@ static void nfs4_slot_finish(struct nfs4_compound *c, uint8_t *reply_start, uint
     c->slot = NULL;
 }
 
-static enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
+enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
 {
     struct nfs4_server *srv = call->prog_ctx;
     struct xdr_dec *x = &call->args;
@@ -374,6 +375,10 @@ static enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
     uint32_t last_opnum = 0;
     if (minor > srv->max_minor) {
         status = NFS4ERR_MINOR_VERS_MISMATCH;
+    } else if (!nfs4_attr_utf8_valid(tag.val, tag.len)) {
+        /* The tag is a utf8str_cs: invalid UTF-8 is INVAL (RFC 7530 12.7, RFC 8881
+         * 14.4), echoed with no results, before any op (SEQUENCE included) runs. */
+        status = NFS4ERR_INVAL;
     } else if (nops > NFS4_MAX_OPS_PER_COMPOUND) {
         /* Answer for the first op only, as knfsd does. */
         uint32_t first = OP_ILLEGAL;

@@ -114,6 +114,8 @@ struct nfs4_compound {
 };
 
 const char *nfs4_op_name(uint32_t opnum);
+/* The COMPOUND procedure: the handler in nfs4_program (extern for the fuzz target). */
+enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call);
 
 /* One op: its handler and what the engine checks before calling it. */
 typedef nfsstat4 (*nfs4_op_fn)(struct nfs4_compound *c, nfs_argop4 *arg, nfs_resop4 *res);

@@ -6,7 +6,9 @@
  *   nlm_service_init(&nlm, &nfs_svc, &cfg);          after nfs_service_init
  *   rpc_server_add_program(srv, &nlm_program, &nlm);
  *   ... rpc_server_start, then nlm_service_start(&nlm) (statd: SM_SIMU_CRASH, SM_MON)
- *   rpc_server_stop(srv); nlm_service_fini(&nlm);    before rpc_server_destroy
+ *   rpc_server_stop(srv); rpc_server_destroy(srv);   no request runs any more
+ *   nlm_service_fini(&nlm);                          after everything else that
+ *                                                    uses the lock space (NFSv4)
  *
  * File handles are NFSv3 handles (same key, same exports). Lock owners are
  * "nlm" + caller_name + svid + oh; the host key is "nlm" + caller_name.

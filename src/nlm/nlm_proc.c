@@ -15,6 +15,8 @@
 #define NLM_GRANT_ATTEMPTS 5u /* ~15 s of retries, then the lock is released */
 #define NLM_RES_ATTEMPTS 3u
 #define NLM_ARGS_MAX 8192u    /* encoded nlm4_testargs / results: < 4.2 KiB */
+/* Not on the wire: answer nothing, the client retransmits (see nlm_deleg_busy). */
+#define NLM_DROP_REPLY ((nlm4_stats)0x7fffffff)
 
 /* The file a lock names, as the lock space sees it. */
 struct nlm_file {
@@ -57,6 +59,24 @@ static nlm4_stats nlm_file_resolve(struct rpc_call *call, const netobj *wire, st
     return NLM4_GRANTED;
 }
 
+/*
+ * NFSv4 delegations: an NFSv4 client may hold byte-range locks of a delegated file
+ * only locally, so a lock (or TEST) of such a file from an NFSv3 client first recalls
+ * the delegation: exclusive conflicts with any delegation, shared with a write one.
+ * While the recall runs the answer is NLM4_DENIED_GRACE_PERIOD, on which clients wait
+ * and retry (Linux: every 5 s; DENIED would fail the request, and TEST would need a
+ * holder to name). A reclaim gets no answer at all, as knfsd's lockd does for every
+ * request here: the Linux client fails a reclaim on GRACE_PERIOD, but retransmits an
+ * unanswered one.
+ */
+static nlm4_stats nlm_deleg_busy(const struct nlm_service *s, const struct nlm_file *f, bool exclusive,
+                                 bool reclaim)
+{
+    if (!nfs_deleg_break(s->nfs, f->ex, &f->fh, exclusive))
+        return NLM4_GRANTED;
+    return reclaim ? NLM_DROP_REPLY : NLM4_DENIED_GRACE_PERIOD;
+}
+
 struct nlm_who {
     uint8_t owner[NLM_KEY_MAX];
     uint8_t host[NLM_KEY_MAX];
@@ -72,6 +92,8 @@ static struct lock_owner *nlm_owner_get(struct nlm_service *s, const nlm4_lock *
 
 static enum rpc_accept_status nlm_reply_res(struct rpc_call *call, const netobj *cookie, nlm4_stats st)
 {
+    if (st == NLM_DROP_REPLY)
+        return RPC_NO_REPLY;
     nlm4_res res = { .cookie = *cookie, .stat = { st } };
     return xdr_encode_nlm4_res(&call->res, &res) ? RPC_SUCCESS : RPC_SYSTEM_ERR;
 }
@@ -88,6 +110,8 @@ static nlm4_stats nlm_do_test(struct rpc_call *call, const nlm4_testargs *a, nlm
     if (nlm_in_grace(s))
         return NLM4_DENIED_GRACE_PERIOD;
     nlm4_stats st = nlm_file_resolve(call, &a->alock.fh, &f);
+    if (st == NLM4_GRANTED)
+        st = nlm_deleg_busy(s, &f, a->exclusive, false);
     if (st != NLM4_GRANTED)
         return st;
     struct lock_owner *o = nlm_owner_get(s, &a->alock, &w);
@@ -240,6 +264,8 @@ static nlm4_stats nlm_do_lock(struct rpc_call *call, const nlm4_lockargs *a, boo
     if (nlm_in_grace(s) && !a->reclaim)
         return NLM4_DENIED_GRACE_PERIOD;
     nlm4_stats st = nlm_file_resolve(call, &a->alock.fh, &f);
+    if (st == NLM4_GRANTED)
+        st = nlm_deleg_busy(s, &f, a->exclusive, a->reclaim);
     if (st != NLM4_GRANTED)
         return st;
     struct lock_owner *o = nlm_owner_get(s, &a->alock, &w);
@@ -353,6 +379,8 @@ static enum rpc_accept_status nlm4_proc_test(struct rpc_call *call)
 
 static enum rpc_accept_status nlm_reply_or_msg(struct rpc_call *call, const netobj *cookie, nlm4_stats st)
 {
+    if (st == NLM_DROP_REPLY)
+        return RPC_NO_REPLY;
     if (call->proc < NLMPROC4_TEST_MSG || call->proc > NLMPROC4_GRANTED_MSG)
         return nlm_reply_res(call, cookie, st);
     uint8_t buf[MAXNETOBJ_SZ + 64];

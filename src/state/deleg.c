@@ -11,6 +11,7 @@
  */
 #include "state/state_internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 bool deleg_recall_pending_locked(struct state_file *f)
@@ -90,7 +91,7 @@ struct state_stid *deleg_try_grant_locked(struct state_server *ss, struct state_
     d->dtype = type;
     dlist_add_tail(&f->delegs, &d->file_link);
     dlist_add_tail(&c->delegs, &d->owner_link);
-    ss->ndelegs++;
+    atomic_fetch_add_explicit(&ss->ndelegs, 1, memory_order_relaxed); /* freed: stid_unhash_locked */
     d->refs++;
     return d;
 }
@@ -129,6 +130,11 @@ bool state_deleg_break_for_file(struct state_server *ss, const void *file_key,
                                 size_t file_key_len, bool write)
 {
     return state_deleg_conflicts(ss, file_key, file_key_len, NULL, write) == STATE_ERR_DELAY;
+}
+
+unsigned state_deleg_count(struct state_server *ss)
+{
+    return atomic_load_explicit(&ss->ndelegs, memory_order_relaxed);
 }
 
 void state_deleg_recall_sent(struct state_server *ss, struct state_stid *deleg, bool ok)

@@ -696,6 +696,11 @@ enum state_status state_deleg_conflicts(struct state_server *ss, const void *fil
  * (answer NFS3ERR_JUKEBOX / NLM4_DENIED_GRACE_PERIOD and let the client retry). */
 bool state_deleg_break_for_file(struct state_server *ss, const void *file_key,
                                 size_t file_key_len, bool write);
+/* How many delegations exist (granted and not yet freed; revoked ones count until
+ * freed). One relaxed atomic load, no lock: non-NFSv4 accessors call it on every
+ * READ/WRITE and skip state_deleg_break_for_file while it is 0. A grant racing with
+ * the load is ordered as if it came after the access, as it would be under the lock. */
+unsigned state_deleg_count(struct state_server *ss);
 
 /* cb/ after sending CB_RECALL: ok=false (not delivered) marks the client's callback
  * path down; the revoke timer (one lease from the recall start) runs either way. */

@@ -90,7 +90,10 @@ struct state_server {
     struct htab clients_by_id, clients_by_owner, sessions, stids, files, owners;
     struct dlist clients;  /* every client, oldest first */
     struct dlist recalls;  /* delegations being recalled, oldest recall first */
-    unsigned nclients, ncourtesy, nsessions, nowners, nstids, nfiles, ndelegs;
+    unsigned nclients, ncourtesy, nsessions, nowners, nstids, nfiles;
+    /* Delegations in existence (revoked ones until freed). Changed under mu; read
+     * without it by state_deleg_count, the NFSv3/NLM fast path. */
+    _Atomic unsigned ndelegs;
 
     struct state_work *work; /* queued, handed out by state_work_take */
     size_t nwork, work_cap;

@@ -620,6 +620,20 @@ static void test_utf8(void)
     CHECK(!nfs4_attr_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
     CHECK(!nfs4_attr_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     CHECK(!nfs4_attr_utf8_valid((const uint8_t *)"\xff", 1));
+    /* U+FFFE / U+FFFF are not characters (pynfs LOOK7, OPEN13, COMP3) */
+    CHECK(!nfs4_attr_utf8_valid((const uint8_t *)"\xef\xbf\xbe", 3));
+    CHECK(!nfs4_attr_utf8_valid((const uint8_t *)"\xef\xbf\xbf", 3));
+    CHECK(!nfs4_attr_utf8_valid((const uint8_t *)"a\xef\xbf\xbez", 5));
+    CHECK(nfs4_attr_utf8_valid((const uint8_t *)"\xef\xbf\xbd", 3));     /* U+FFFD is one */
+    CHECK(nfs4_attr_utf8_valid((const uint8_t *)"\xf0\x9f\xbf\xbe", 4)); /* U+1FFFE: valid UTF-8 */
+    /* the rest of pynfs' invalid set */
+    static const char *const pynfs_bad[] = {
+        "\xc0\xc1", "\xe0\x8a", "\xc0\xaf", "\xfc\x80\x80\x80\x80\xaf", "\xed\xbf\xbf",
+        "\xe3\xc0\xc0", "\xc0\x90", "\xbf", "\xfe", "\xc0 ", "\xdf ", "\xe0 ", "\xef ",
+        "\xf0 ", "\xf7 ", "\xf8 ", "\xfb ", "\xfc ", "\xfd ",
+    };
+    for (size_t i = 0; i < sizeof(pynfs_bad) / sizeof(pynfs_bad[0]); i++)
+        CHECK(!nfs4_attr_utf8_valid((const uint8_t *)pynfs_bad[i], strlen(pynfs_bad[i])));
 }
 
 static void test_idmap(void)

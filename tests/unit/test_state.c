@@ -661,6 +661,115 @@ static void test_delegations(void)
     state_server_destroy(ss);
 }
 
+/* Open `key` for reading with a read delegation wanted; returns the delegation
+ * (referenced) or NULL. The open stateid is dropped (the open stays). */
+static struct state_stid *open_read_deleg(struct state_server *ss, struct state_owner *o, const char *key)
+{
+    struct state_open_args oa = {.owner = o, .file_key = key, .file_key_len = strlen(key),
+                                 .share_access = STATE_SHARE_ACCESS_READ, .want_deleg = STATE_DELEG_READ};
+    struct state_open_res res;
+    CHECK_ST(state_open(ss, &oa, &res), STATE_OK);
+    if (res.open)
+        state_stid_put(res.open);
+    return res.deleg;
+}
+
+static void drain_work(struct state_server *ss, bool tick)
+{
+    struct state_work *w;
+    size_t n = tick ? state_tick(ss, &w) : state_work_take(ss, &w);
+    state_work_free(w, n);
+}
+
+static void check_deleg_count(struct state_server *ss, unsigned want, int line)
+{
+    struct state_stats st;
+    state_stats(ss, &st);
+    if (state_deleg_count(ss) != want || st.delegs != want) {
+        fprintf(stderr, "%s:%d: state_deleg_count %u, stats %u, want %u\n", __FILE__, line,
+                state_deleg_count(ss), st.delegs, want);
+        failures++;
+    }
+}
+#define CHECK_DELEGS(ss, want) check_deleg_count(ss, want, __LINE__)
+
+/* The lock-free delegation count (NFSv3 and NLM skip the state lock while it is 0)
+ * follows every way a delegation comes and goes: grant, DELEGRETURN, revocation
+ * (counted until freed), expiry of a courtesy holder. */
+static void test_deleg_count(void)
+{
+    struct state_params p = {0};
+    p.lease_time_s = 10;
+    p.delegations = true;
+    p.clock_ms = fake_clock;
+    p.work_ready = on_work;
+    struct state_server *ss = state_server_create(&p);
+    CHECK_DELEGS(ss, 0);
+    uint64_t ca = client40(ss, "count-a", V1), cb = client40(ss, "count-b", V2);
+    struct state_client *a, *b;
+    CHECK_ST(state_client_lookup(ss, ca, &a), STATE_OK);
+    CHECK_ST(state_client_lookup(ss, cb, &b), STATE_OK);
+    struct state_owner *oa, *ob;
+    bool created;
+    CHECK_ST(state_open_owner_get(ss, a, "oa", 2, &oa, &created), STATE_OK);
+    CHECK_ST(state_open_owner_get(ss, b, "ob", 2, &ob, &created), STATE_OK);
+
+    /* no callback path: nothing granted, nothing counted */
+    CHECK(open_read_deleg(ss, oa, "CNT-1") == NULL);
+    CHECK_DELEGS(ss, 0);
+    state_client_set_cb_up(a, true);
+    state_client_set_cb_up(b, true);
+    struct state_stid *a1 = open_read_deleg(ss, oa, "CNT-1");
+    struct state_stid *b1 = open_read_deleg(ss, ob, "CNT-1"); /* read delegations share */
+    struct state_stid *a2 = open_read_deleg(ss, oa, "CNT-2");
+    CHECK(a1 && b1 && a2);
+    CHECK_DELEGS(ss, 3);
+    /* asking again for a file already delegated to the client counts nothing */
+    CHECK(open_read_deleg(ss, oa, "CNT-2") == NULL);
+    CHECK_DELEGS(ss, 3);
+    /* a non-conflicting access changes nothing */
+    CHECK(!state_deleg_break_for_file(ss, "CNT-1", 5, false));
+    CHECK_DELEGS(ss, 3);
+
+    /* DELEGRETURN: counted down once */
+    CHECK_ST(state_delegreturn(ss, a1), STATE_OK);
+    CHECK_DELEGS(ss, 2);
+    CHECK_ST(state_delegreturn(ss, a1), STATE_ERR_BAD_STATEID);
+    CHECK_DELEGS(ss, 2);
+    state_stid_put(a1);
+
+    /* recalled and never returned: revoked after a lease, still counted (its holder
+     * must free it), then freed by DELEGRETURN */
+    CHECK(state_deleg_break_for_file(ss, "CNT-2", 5, true));
+    drain_work(ss, false);
+    fake_now += 10001;
+    CHECK_ST(state_renew(ss, ca), STATE_OK);
+    CHECK_ST(state_renew(ss, cb), STATE_OK);
+    drain_work(ss, true);
+    CHECK(!state_deleg_break_for_file(ss, "CNT-2", 5, true)); /* revoked: no conflict */
+    CHECK_DELEGS(ss, 2);
+    CHECK_ST(state_delegreturn(ss, a2), STATE_ERR_DELEG_REVOKED);
+    CHECK_DELEGS(ss, 1);
+    state_stid_put(a2);
+
+    /* b's lease runs out: a courtesy holder is expired on conflict, and its
+     * delegation goes with it */
+    fake_now += 11000;
+    CHECK_ST(state_renew(ss, ca), STATE_OK);
+    drain_work(ss, true);
+    CHECK_DELEGS(ss, 1);
+    CHECK(!state_deleg_break_for_file(ss, "CNT-1", 5, true));
+    CHECK_DELEGS(ss, 0);
+    state_stid_put(b1);
+
+    state_owner_put(oa);
+    state_owner_put(ob);
+    state_client_put(a);
+    state_client_put(b);
+    drain_work(ss, false);
+    state_server_destroy(ss);
+}
+
 /* A 4.1 client gets confirmed state (a record) by opening a file. */
 static void open_something(struct state_server *ss, struct state_client *c, enum state_status want)
 {
@@ -957,6 +1066,7 @@ int main(void)
     test_stateids_and_opens();
     test_locks_held();
     test_delegations();
+    test_deleg_count();
     test_grace();
     test_caps();
     if (failures) {
