@@ -8,6 +8,9 @@
 # of the rpcbind that start left running, as after a crash.
 # Exports DIR/export as /export (NFSv3 and v4.0-4.2, RW, no root squash).
 # Extra settings: KC_GANESHA_NFSV4="Delegations = true;" KC_GANESHA_EXPORT="Delegations = RW;"
+#   KC_GANESHA_GRACELESS=false (default true: no grace period after a restart; with false,
+#   add e.g. "Grace_Period = 20;" to KC_GANESHA_NFSV4, the default being 90 s),
+#   KC_GANESHA_LEASE (NFSv4 lease in seconds, 30)
 #   KC_GANESHA_CONF_EXTRA="EXPORT { ... }" (appended to ganesha.conf, e.g. more exports)
 set -euo pipefail
 NS=${KC_NETNS:-kclient}; D=${2:-${KC_GANESHA_DIR:-/tmp/kclient-ganesha}}
@@ -17,7 +20,7 @@ start)
   cat > "$D/ganesha.conf" <<CONF
 NFS_CORE_PARAM { Protocols = 3, 4; Enable_UDP = false; Enable_RQUOTA = false;
                  MNT_Port = 20048; NLM_Port = 32803; Mount_Path_Pseudo = true; }
-NFSV4 { Minor_Versions = 0, 1, 2; Graceless = true; Lease_Lifetime = 30; Only_Numeric_Owners = true;
+NFSV4 { Minor_Versions = 0, 1, 2; Graceless = ${KC_GANESHA_GRACELESS:-true}; Lease_Lifetime = ${KC_GANESHA_LEASE:-30}; Only_Numeric_Owners = true;
         RecoveryBackend = fs; RecoveryRoot = "$D/recov"; ${KC_GANESHA_NFSV4:-} }
 NFS_KRB5 { Active_krb5 = false; }
 EXPORT { Export_Id = 1; Path = "$D/export"; Pseudo = /export; Protocols = 3, 4;

@@ -10,6 +10,17 @@
  *   nfstool utimes FILE SEC NSEC        utimensat(): atime = mtime = SEC.NSEC exactly
  *   nfstool readdir DIR                 names in directory (cookie) order, without . and ..;
  *                                       busybox ls always sorts and has no -f
+ *   nfstool holdlock FILE GO1 GO2       keeps one descriptor and one lock across a server
+ *                                       restart: creates FILE, F_SETLK write lock, writes
+ *                                       block 1 + fsync, prints "holdlock: locked", waits for
+ *                                       the local file GO1; writes block 2 + fsync through the
+ *                                       same descriptor and checks both blocks with pread,
+ *                                       prints "holdlock: written", waits for GO2, unlocks
+ *   nfstool pattern SIZE                the bytes holdlock writes (blocks 1 and 2 of SIZE/2),
+ *                                       on stdout, to compare checksums with
+ *   nfstool cat-as UID FILE             as user UID (gid UID too): open FILE read-only and copy
+ *                                       it to stdout; a new NFSv4 open owner, so the client
+ *                                       cannot reuse another process's open state
  * FILE2: the same file seen through a second mount made with -o nosharecache; the
  * child process then uses it, so the client's local lock checks cannot see the
  * parent's lock and the conflict must be found by the server (NLM TEST/LOCK,
@@ -27,6 +38,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <grp.h>
 #include <unistd.h>
 
 static double now(void) { struct timeval t; gettimeofday(&t, 0); return t.tv_sec + t.tv_usec / 1e6; }
@@ -158,6 +170,77 @@ static int do_waitlock(const char *path, int hold) {
 	return 0;
 }
 
+/* holdlock's data: a 64 KiB block per phase, bytes that differ by offset and by block,
+ * so a block written twice, lost, or put at the wrong offset changes the checksum */
+#define HOLD_BLOCK 65536
+static void hold_fill(unsigned char *b, int block) {
+	for (int i = 0; i < HOLD_BLOCK; i++) b[i] = (unsigned char)(i * 7 + block * 131 + (i >> 8));
+}
+
+/* wait_file PATH: poll for a local file (the test script's go-ahead), at most 15 minutes */
+static int wait_file(const char *path) {
+	struct stat st;
+	for (int i = 0; i < 9000; i++) {
+		if (stat(path, &st) == 0) return 0;
+		usleep(100000);
+	}
+	fprintf(stderr, "nfstool: %s never appeared\n", path);
+	return -1;
+}
+
+static int do_holdlock(const char *path, const char *go1, const char *go2) {
+	static unsigned char want[2 * HOLD_BLOCK], got[2 * HOLD_BLOCK];
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) return die(path);
+	if (setlk(fd, F_SETLK, F_WRLCK)) return die("holdlock: F_SETLK write lock");
+	hold_fill(want, 1);
+	hold_fill(want + HOLD_BLOCK, 2);
+	if (pwrite(fd, want, HOLD_BLOCK, 0) != HOLD_BLOCK) return die("holdlock: write block 1");
+	if (fsync(fd)) return die("holdlock: fsync block 1");
+	printf("holdlock: locked, block 1 written and synced\n");
+	if (wait_file(go1)) return 1;
+	double t0 = now();
+	if (pwrite(fd, want + HOLD_BLOCK, HOLD_BLOCK, HOLD_BLOCK) != HOLD_BLOCK) return die("holdlock: write block 2 (after the restart)");
+	if (fsync(fd)) return die("holdlock: fsync block 2 (after the restart)");
+	ssize_t n = pread(fd, got, sizeof got, 0);
+	if (n < 0) return die("holdlock: pread");
+	if (n != (ssize_t)sizeof got || memcmp(got, want, sizeof got)) {
+		printf("holdlock: read back %zd bytes, content %s\n", n, memcmp(got, want, sizeof got) ? "differs" : "ok");
+		return 1;
+	}
+	printf("holdlock: written, block 2 written+synced through the old descriptor in %.2fs, both blocks read back\n", now() - t0);
+	if (wait_file(go2)) return 1;
+	if (setlk(fd, F_SETLK, F_UNLCK)) return die("holdlock: F_UNLCK");
+	if (close(fd)) return die("holdlock: close");
+	printf("holdlock: unlocked and closed\n");
+	return 0;
+}
+
+static int do_pattern(long size) {
+	static unsigned char b[HOLD_BLOCK];
+	for (int block = 1; block <= 2 && size > 0; block++) {
+		hold_fill(b, block);
+		long n = size < HOLD_BLOCK ? size : HOLD_BLOCK;
+		if (fwrite(b, 1, n, stdout) != (size_t)n) return die("pattern: write");
+		size -= n;
+	}
+	return fflush(stdout) ? die("pattern: flush") : 0;
+}
+
+static int do_cat_as(const char *uid, const char *path) {
+	char buf[65536];
+	uid_t id = (uid_t)strtoul(uid, NULL, 10);
+	ssize_t n;
+	if (setgroups(0, NULL) || setresgid(id, id, id) || setresuid(id, id, id)) return die("cat-as: set ids");
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) return die(path);
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		if (fwrite(buf, 1, n, stdout) != (size_t)n) return die("cat-as: write");
+	if (n < 0) return die("cat-as: read");
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 6 && !strcmp(argv[1], "mount")) {
@@ -171,7 +254,11 @@ int main(int argc, char **argv) {
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "waitlock")) return do_waitlock(argv[2], argc == 4 ? atoi(argv[3]) : 0);
 	if (argc == 5 && !strcmp(argv[1], "utimes")) return do_utimes(argv[2], argv[3], argv[4]);
 	if (argc == 3 && !strcmp(argv[1], "readdir")) return do_readdir(argv[2]);
+	if (argc == 5 && !strcmp(argv[1], "holdlock")) return do_holdlock(argv[2], argv[3], argv[4]);
+	if (argc == 3 && !strcmp(argv[1], "pattern")) return do_pattern(atol(argv[2]));
+	if (argc == 4 && !strcmp(argv[1], "cat-as")) return do_cat_as(argv[2], argv[3]);
 	fprintf(stderr, "usage: nfstool mount SRC DIR FSTYPE OPTS | copy SRC DST | lock FILE [FILE2] |"
-		" flock FILE [FILE2] | trylock FILE | waitlock FILE [SECS] | utimes FILE SEC NSEC | readdir DIR\n");
+		" flock FILE [FILE2] | trylock FILE | waitlock FILE [SECS] | utimes FILE SEC NSEC | readdir DIR |"
+		" holdlock FILE GO1 GO2 | pattern SIZE | cat-as UID FILE\n");
 	return 2;
 }

@@ -1,13 +1,16 @@
 #!/bin/sh
-# Guest side, NFSv3 export options. Mounts two more exports of $KC_SERVER itself:
+# Guest side, export options (NFSv3, or NFSv4.x with KC_EXPORTS_V4=1). Mounts two more
+# exports of $KC_SERVER itself, with the options KC_EXPORT_OPTS (default vers=3,nolock):
 #   KC_RO_EXPORT  read-only export holding ro-file (1 MiB, md5 KC_RO_MD5, made on the host)
 #   KC_SQ_EXPORT  read-write root_squash export (root -> KC_ANON_UID:KC_ANON_GID, default
 #                 65534), whose root directory is mode 1777; the host made in it:
 #                 root-only (0:0, mode 600) and anon-only (anon uid, mode 600, content "anon")
-# Also checks the rpcbind registrations and the MOUNT export list, and that a path that is
-# not exported cannot be mounted. For the host-side half of the squash check, the name of
-# the file root creates in KC_SQ_EXPORT is left in /host/squash-probe: the host driver
-# checks its owner on the server's disk after this run.
+# Also checks the rpcbind registrations and the MOUNT export list (NFSv3 only: an NFSv4
+# client uses neither; KC_EXPORTS_V4=1 leaves them out and the export paths are paths in
+# the server's NFSv4 pseudo file system), and that a path that is not exported cannot be
+# mounted. For the host-side half of the squash check, the name of the file root creates
+# in KC_SQ_EXPORT is left in KC_SQUASH_PROBE (/host/squash-probe): the host driver checks
+# its owner on the server's disk after this run.
 # Prints PASS:/FAIL: lines; exits with the number of failures.
 fail=0
 ok() { echo "PASS: $*"; }
@@ -26,7 +29,8 @@ anon=${KC_ANON_UID:-65534}:${KC_ANON_GID:-65534}
 opts=${KC_EXPORT_OPTS:-vers=3,nolock}
 mnt() { mkdir -p "$2" && mount.nfs "$KC_SERVER:$1" "$2" -o "${3:-$opts}"; }   # mnt EXPORT DIR [OPTS]
 
-# --- rpcbind + MOUNT
+# --- rpcbind + MOUNT (NFSv3 only)
+if [ -z "${KC_EXPORTS_V4:-}" ]; then
 rpcinfo -p "$KC_SERVER" > /tmp/rpcinfo 2>&1; cat /tmp/rpcinfo
 check "rpcbind: nfs v3 tcp registered" 1 "$(awk '$1==100003 && $2==3 && $3=="tcp" {n++} END {print n+0}' /tmp/rpcinfo)"
 check "rpcbind: mountd v3 tcp registered" 1 "$(awk '$1==100005 && $2==3 && $3=="tcp" {n++} END {print n+0}' /tmp/rpcinfo)"
@@ -34,6 +38,7 @@ showmount -e "$KC_SERVER" > /tmp/showmount 2>&1; cat /tmp/showmount
 for e in "$KC_EXPORT" "$KC_RO_EXPORT" "$KC_SQ_EXPORT"; do
   check "MOUNT export list has $e" 1 "$(awk -v e="$e" '$1==e {n++} END {print n+0}' /tmp/showmount)"
 done
+fi
 if mnt /no/such/export /mnt/bad "$opts,retry=0" 2>/tmp/err; then bad "mount of a path that is not exported succeeded"; umount /mnt/bad
 else ok "mount of a path that is not exported fails: $(tail -1 /tmp/err)"; fi
 
@@ -69,7 +74,7 @@ if mnt "$KC_SQ_EXPORT" /mnt/sq; then
   echo data > "/mnt/sq/$f" && ok "sq: root creates a file" || bad "sq: root creates a file"
   drop
   check "sq: new file owned by anon (guest view)" "$anon" "$(stat -c %u:%g "/mnt/sq/$f")"
-  echo "$f" > /host/squash-probe
+  echo "$f" > "${KC_SQUASH_PROBE:-/host/squash-probe}"
   mkdir "/mnt/sq/dir.$$" && check "sq: new directory owned by anon" "$anon" "$(stat -c %u:%g "/mnt/sq/dir.$$")"
   fails_with "sq: chown by squashed root" "Operation not permitted" chown 1234:5678 "/mnt/sq/$f"
   drop

@@ -1,9 +1,10 @@
 #!/bin/sh
-# Guest side of the server-restart test (hard NFSv3 mount). Writes f0001, f0002, ...
+# Guest side of the server-restart test (hard NFSv3 or NFSv4.x mount). Writes f0001, f0002, ...
 # (1 MiB random each, then `sync FILE`, then "name md5" into /tmp/restart.log) while the
-# host driver kills the server with SIGKILL and starts it again. Handshake over /host:
-#   guest: /host/restart.writing    after the first file is on the server
-#   host:  /host/restart.restarted  once the server was killed and is listening again
+# host driver kills the server with SIGKILL and starts it again. Handshake over /host
+# (TAG = $KC_RESTART_TAG, default "restart"; run-nfs4.sh uses one tag per NFS version):
+#   guest: /host/TAG.writing    after the first file is on the server
+#   host:  /host/TAG.restarted  once the server was killed and is listening again
 # The writer stops when it has run KC_RESTART_SECS (20) seconds and has written 3 files
 # after the restart, or after KC_RESTART_MAX (120) seconds. Then: every logged file is read
 # back after dropping the caches, a file opened before the kill is read through that open
@@ -19,10 +20,11 @@ up() { cut -d' ' -f1 /proc/uptime; }
 opcount() { awk -v op="$1:" '$1=="device" {m=($5==ENVIRON["NFS_MNT"])} m && $1==op {print $2; exit}' /proc/self/mountstats; }
 elapsed() { awk -v a="$1" -v b="$(up)" 'BEGIN {printf "%d", b-a}'; }
 minsecs=${KC_RESTART_SECS:-20}; maxsecs=${KC_RESTART_MAX:-120}
+tag=/host/${KC_RESTART_TAG:-restart}
 
 d=$PWD/restart.$$; mkdir "$d" || { echo "FAIL: mkdir $d"; exit 1; }
 log=/tmp/restart.log; errs=/tmp/restart.err; : > $log; : > $errs
-rm -f /host/restart.writing
+rm -f "$tag.writing"
 echo "early file, opened before the restart" > "$d/early"
 exec 3< "$d/early"
 
@@ -32,7 +34,7 @@ while :; do
   n=$((n+1)); name=$(printf 'f%04d' $n)
   dd if=/dev/urandom of=/tmp/blk bs=1M count=1 2>/dev/null
   sum=$(md5sum < /tmp/blk | cut -d' ' -f1)
-  [ -e /host/restart.restarted ] && restarted=1 || restarted=
+  [ -e "$tag.restarted" ] && restarted=1 || restarted=
   t=$(up)
   if dd if=/tmp/blk of="$d/$name" bs=1M status=none 2>>$errs && sync "$d/$name" 2>>$errs; then
     echo "$name $sum" >> $log
@@ -41,7 +43,7 @@ while :; do
   fi
   lat=$(awk -v a="$t" -v b="$(up)" 'BEGIN {printf "%.2f", b-a}')
   if awk -v l="$lat" -v m="$maxlat" 'BEGIN {exit !(l > m)}'; then maxlat=$lat; maxname=$name; fi
-  [ $n = 1 ] && touch /host/restart.writing
+  [ $n = 1 ] && touch "$tag.writing"
   # count only files begun after the restart flag was seen
   [ -n "$restarted" ] && after=$((after+1))
   e=$(elapsed "$t0")
@@ -53,7 +55,7 @@ echo "writer: $n files in $(elapsed "$t0")s, $after after the restart; slowest w
 # between changes the write verifier and the client sends the uncommitted WRITEs again
 echo "writer: WRITE calls $(( $(opcount WRITE) - w0 )), COMMIT calls $(( $(opcount COMMIT) - c0 )), mount: $(grep " $NFS_MNT " /proc/mounts | grep -o 'wsize=[0-9]*')"
 
-[ -e /host/restart.restarted ] && ok "host restarted the server while we wrote" || bad "no restart flag from the host within ${maxsecs}s"
+[ -e "$tag.restarted" ] && ok "host restarted the server while we wrote" || bad "no restart flag from the host within ${maxsecs}s"
 check "writes that failed" 0 "$werr"
 [ -s $errs ] && { echo "errors:"; cat $errs; }
 check "commands that failed with ESTALE (writing)" 0 "$(grep -ci 'stale' $errs)"

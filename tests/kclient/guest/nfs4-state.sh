@@ -1,0 +1,174 @@
+#!/bin/sh
+# Guest side, NFSv4-only state (4.0, 4.1, 4.2). Runs in the root of a read-write,
+# no_root_squash NFSv4 mount A ($NFS_MNT, made with KC_V4_OPTS) and makes two more mounts
+# of the same export:
+#   B  /mnt/nfs2  KC_V4_OPTS,nosharecache: separate inodes and lock owners, but the same
+#                 NFSv4 client (clientid) as A
+#   C  /mnt/nfs3  another NFSv4 client: mounted through the server's second address
+#                 KC_SERVER2 (a new nfs_client in the kernel) from a UTS namespace with
+#                 another host name (the client owner string of 4.1+ is built from it; 4.0's
+#                 holds the server address), so the server sees a different clientid
+# Every conflict below must then be found by the server, not by the client's local checks.
+#   (a) byte-range locks: a write lock (LOCK) conflicts with mount B: F_GETLK (LOCKT) names
+#       a holder, F_SETLK is refused, a blocking F_SETLKW is granted after the holder
+#       unlocks; flock() (a whole-file NFSv4 lock) conflicts too; client C is refused too
+#   (b) delegation: mount A opens a file for reading and keeps it open; another user's
+#       open for reading on A sends no OPEN (served from a read delegation); client C opens it for
+#       writing, the server recalls the delegation, A answers with DELEGRETURN (per-op
+#       counter in /proc/self/mountstats); C's data is then seen through A. (Mount B could
+#       not show a recall: a delegation belongs to a client, and B is A's client.)
+#   (c) reclaim after a server restart: a process keeps one descriptor with a write lock
+#       (nfstool holdlock); the host kills the server with SIGKILL and starts it again
+#       (handshake: guest /host/TAG.writing, host /host/TAG.restarted; TAG =
+#       $KC_STATE_TAG, default "state"); then the process writes and fsyncs through the
+#       same descriptor (its open and lock must have been reclaimed: a lost lock makes the
+#       Linux client fail such I/O with EIO), the lock still excludes mount B and client
+#       C, the data reads back intact, and the kernel logged no failed reclaim.
+#       KC_STATE_RESTART=0 leaves (c) out (no host to restart the server).
+# Prints PASS:/FAIL: lines; exits with the number of failures.
+fail=0
+ok() { echo "PASS: $*"; }
+bad() { echo "FAIL: $*"; fail=$((fail+1)); }
+check() { if [ "$2" = "$3" ]; then ok "$1 ($3)"; else bad "$1: expected '$2', got '$3'"; fi; }
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# opcount OP [MOUNTPOINT]: calls of that NFSv4 operation sent on that mount (mountstats;
+# each superblock, nosharecache ones too, has counters of its own)
+opcount() {
+  awk -v op="$1:" -v mp="${2:-$NFS_MNT}" '$1=="device" {m=($5==mp)} m && $1==op {print $2; exit}' /proc/self/mountstats
+}
+# opens [MOUNTPOINT]: OPEN calls of both kinds: by name (OPEN) and, in 4.1+, by filehandle
+# (CLAIM_FH, counted as OPEN_NOATTR)
+opens() { a=$(opcount OPEN "$@"); b=$(opcount OPEN_NOATTR "$@"); echo $(( ${a:-0} + ${b:-0} )); }
+# wait_for FILE SECS: wait until FILE exists
+wait_for() { i=0; while [ ! -e "$1" ] && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i+1)); done; [ -e "$1" ]; }
+opts=${KC_V4_OPTS:-$KC_OPTS}
+mnt=${NFS_MNT:-$PWD}
+grep " $mnt " /proc/mounts
+case $(grep " $mnt " /proc/mounts) in
+  *" nfs4 "*) ;;
+  *) bad "$mnt is not an NFSv4 mount"; echo "failures: $fail"; exit $fail;;
+esac
+
+n=st.$$; d=$mnt/$n
+mkdir "$d" || { echo "FAIL: mkdir $d"; exit 1; }
+if kc-mount "$opts,nosharecache" /mnt/nfs2 > /tmp/m2.out 2>&1; then
+  d2=/mnt/nfs2/$n; ok "second mount (nosharecache): $(grep ' /mnt/nfs2 ' /proc/mounts | cut -d' ' -f1-3)"
+else
+  cat /tmp/m2.out; bad "second mount with nosharecache"; rmdir "$d"; echo "failures: $fail"; exit $fail
+fi
+check "second mount sees the test directory" directory "$(stat -c %F "$d2" 2>&1)"
+# client C: its own server address and host name, so its own nfs_client and clientid
+mkdir -p /mnt/nfs3
+if unshare -u sh -c 'hostname "$1" && exec mount.nfs "$2" /mnt/nfs3 -o "$3"' sh \
+     "$(hostname)-c" "${KC_SERVER2:?}:$KC_EXPORT" "$opts" > /tmp/m3.out 2>&1; then
+  d3=/mnt/nfs3/$n; ok "second client mounted: $(grep ' /mnt/nfs3 ' /proc/mounts | cut -d' ' -f1-3)"
+else
+  cat /tmp/m3.out; bad "mount of $KC_SERVER2:$KC_EXPORT as a second client"; d3=/nonexistent
+fi
+check "second client sees the test directory" directory "$(stat -c %F "$d3" 2>&1)"
+dmesg > /tmp/dmesg.before
+
+# --- (a) byte-range locks between the two mounts
+nfstool lock "$d/lk" "$d2/lk" > /tmp/lock.out 2>&1; rc=$?; cat /tmp/lock.out
+[ $rc = 0 ] && ok "fcntl locks: conflict across mounts, F_GETLK holder, blocking lock granted" || bad "fcntl locks (nfstool rc $rc)"
+grep -q "child F_GETLK sees conflict" /tmp/lock.out && ok "F_GETLK (LOCKT) reports the other mount's lock" \
+  || bad "F_GETLK (LOCKT) did not see the other mount's lock"
+grep -q "child F_SETLK conflicts as expected" /tmp/lock.out && ok "F_SETLK (LOCK) refused while the other mount holds the lock" \
+  || bad "F_SETLK (LOCK) not refused while the other mount holds the lock"
+# the parent unlocks 2 s after the child found the conflict; the client polls a denied
+# blocking lock (1 s, 2 s, ... in 4.0; 4.1 may be woken by CB_NOTIFY_LOCK), so the grant
+# comes 1.5 s to a few seconds later: earlier means it never waited
+g=$(sed -n 's/.*granted after \([0-9.]*\)s.*/\1/p' /tmp/lock.out)
+[ -n "$g" ] && awk -v g="$g" 'BEGIN {exit !(g >= 1.5 && g < 15)}' && ok "blocked F_SETLKW granted ${g}s later, after the unlock" \
+  || bad "blocked F_SETLKW: granted after '${g}' s (want 1.5 to 15)"
+nfstool flock "$d/fl" "$d2/fl" > /tmp/flock.out 2>&1 && ok "flock conflict across mounts" || { cat /tmp/flock.out; bad "flock conflict across mounts"; }
+nfstool trylock "$d2/lk" > /dev/null 2>&1; check "lock free again after both released it (trylock rc)" 0 $?
+nfstool waitlock "$d/lk2" 4 > /tmp/hold2.out 2>&1 &      # A holds a lock for 4 s
+hp=$!; i=0; while ! grep -q granted /tmp/hold2.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+nfstool trylock "$d3/lk2" > /dev/null 2>&1; check "client C's F_SETLK refused while A holds the lock (rc 3 = EAGAIN)" 3 $?
+wait $hp
+nfstool trylock "$d3/lk2" > /dev/null 2>&1; check "client C gets the lock after A's holder exited (rc)" 0 $?
+
+# --- (b) a read delegation, granted and recalled
+# The second open through A comes from another user (nfstool cat-as): another open owner,
+# whose open needs an OPEN of its own unless A holds a delegation (an open owner's earlier
+# open state is not a way around that: the client reuses it only in recovery).
+f=deleg; other=4321
+echo "written by A" > "$d/$f"; chmod 644 "$d/$f"
+drop
+o0=$(opcount OPEN); r0=$(opcount DELEGRETURN); [ -n "$o0" ] && o0=$(opens)
+if [ -z "$o0" ] || [ -z "$r0" ]; then
+  bad "no OPEN/DELEGRETURN counters for $mnt in /proc/self/mountstats"
+else
+  exec 4< "$d/$f"                       # A: OPEN for reading, kept open
+  o1=$(opens)
+  [ "$o1" -gt "$o0" ] && ok "A's open for reading sent OPEN ($o0 -> $o1)" || bad "A's open sent no OPEN ($o0 -> $o1)"
+  check "A reads the file" "written by A" "$(cat <&4)"
+  check "A, as uid $other: reads the file" "written by A" "$(nfstool cat-as $other "$d/$f" 2>&1)"
+  o2=$(opens)
+  # a read delegation lets the client open for reading locally (can_open_delegated)
+  [ "$o2" = "$o1" ] && ok "delegation granted: uid $other's open on A sent no OPEN" \
+    || bad "no read delegation: uid $other's open on A sent OPEN ($o1 -> $o2)"
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  if echo "written by C" > "$d3/$f"; then   # the server must recall A's delegation first
+    ok "client C opened the file for writing in $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN {printf "%.1fs", b-a}')"
+  else bad "client C could not write the file"; fi
+  i=0; while [ "$(opcount DELEGRETURN)" = "$r0" ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
+  r1=$(opcount DELEGRETURN)
+  [ "$r1" -gt "$r0" ] && ok "delegation recalled: A sent DELEGRETURN ($r0 -> $r1)" \
+    || bad "no DELEGRETURN from A after client C opened for writing ($r0 -> $r1)"
+  o3=$(opens)
+  check "A, as uid $other: sees C's data after the recall" "written by C" "$(nfstool cat-as $other "$d/$f" 2>&1)"
+  [ "$(opens)" -gt "$o3" ] && ok "uid $other's open on A after the recall sent OPEN" \
+    || bad "uid $other's open on A after the recall sent no OPEN: delegation still used"
+  exec 4<&-
+fi
+grep -E '^[[:space:]]*(OPEN|OPEN_NOATTR|CLOSE|DELEGRETURN|LOCK|LOCKT|LOCKU):' /proc/self/mountstats | head -14
+
+# --- (c) open + lock reclaimed after a server restart
+if [ "${KC_STATE_RESTART:-1}" != 0 ]; then
+  tag=/host/${KC_STATE_TAG:-state}; rm -f "$tag.writing" "$tag.restarted" /tmp/go1 /tmp/go2
+  nfstool holdlock "$d/reclaim" /tmp/go1 /tmp/go2 > /tmp/hold.out 2>&1 &
+  hp=$!
+  i=0; while ! grep -q "holdlock: locked" /tmp/hold.out && kill -0 $hp 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  if grep -q "holdlock: locked" /tmp/hold.out; then
+    ok "holder: lock taken, block 1 written"
+    nfstool trylock "$d2/reclaim" > /dev/null 2>&1; check "before the restart: B's F_SETLK refused (rc 3 = EAGAIN)" 3 $?
+    touch "$tag.writing"
+    if wait_for "$tag.restarted" 240; then
+      ok "host killed and restarted the server"
+      : > /tmp/go1
+      i=0; while ! grep -q "holdlock: written" /tmp/hold.out && kill -0 $hp 2>/dev/null && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done
+      grep -q "holdlock: written" /tmp/hold.out && ok "after the restart: write+fsync through the old descriptor, read back" \
+        || bad "after the restart: write through the old descriptor: $(tail -1 /tmp/hold.out)"
+      # the holder still holds its lock: reclaimed, so the other mount is still excluded
+      nfstool trylock "$d2/reclaim" > /tmp/try.out 2>&1; rc=$?
+      check "after the restart: B's F_SETLK refused, the lock was reclaimed (rc 3 = EAGAIN)" 3 $rc
+      nfstool trylock "$d3/reclaim" > /dev/null 2>&1
+      check "after the restart: client C's F_SETLK refused (rc 3 = EAGAIN)" 3 $?
+    else bad "no restart flag from the host within 240 s"; fi
+  else bad "holder did not take the lock: $(cat /tmp/hold.out)"; fi
+  : > /tmp/go1; : > /tmp/go2
+  i=0; while kill -0 $hp 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  kill -0 $hp 2>/dev/null && { kill -9 $hp; bad "holder still running 60 s after its go-ahead"; }
+  wait $hp; rc=$?; cat /tmp/hold.out
+  check "holder: exit status" 0 $rc
+  nfstool trylock "$d2/reclaim" > /dev/null 2>&1; check "after the holder unlocked: B gets the lock (rc)" 0 $?
+  drop
+  check "reclaimed file: content after drop_caches" "$(nfstool pattern 131072 | md5sum)" "$(md5sum < "$d/reclaim")"
+  check "reclaimed file: same content through mount B" "$(nfstool pattern 131072 | md5sum)" "$(md5sum < "$d2/reclaim")"
+fi
+
+# the kernel says so when recovery goes wrong ("Lock reclaim failed", lost locks, ...)
+dmesg | tail -n +$(($(wc -l < /tmp/dmesg.before) + 1)) > /tmp/dmesg.new
+grep -iE 'reclaim|lost|NFS4ERR|unhandled|state manager|expired' /tmp/dmesg.new > /tmp/dmesg.bad
+check "kernel log: no failed state recovery" 0 "$(wc -l < /tmp/dmesg.bad)"
+[ -s /tmp/dmesg.bad ] && cat /tmp/dmesg.bad
+grep -E 'nfs: server .* (not responding|OK)' /tmp/dmesg.new
+
+umount /mnt/nfs2 && ok "umount second mount" || bad "umount second mount"
+[ "$d3" != /nonexistent ] && { umount /mnt/nfs3 && ok "umount second client" || bad "umount second client"; }
+rm -r "$d" && ok "cleanup" || bad "cleanup"
+echo "failures: $fail"
+[ $fail -gt 99 ] && fail=99
+exit $fail
