@@ -193,8 +193,13 @@ static bool nfs4_encode_result(struct nfs4_compound *c, uint32_t opnum, const st
         return nfs4_encode_status_only(e, opnum, st);
     }
     res->resop = opnum;
-    if (st != NFS4_OK && !nfs4_error_has_data(opnum, st))
+    if (st != NFS4_OK && (!d || !nfs4_error_has_data(opnum, st))) {
+        /* Refused before its handler ran (or an error without data): SETATTR's result
+         * still carries its (empty) attrsset. */
+        if (opnum == OP_SETATTR)
+            return nfs4_encode_status_only(e, opnum, st) && xdr_enc_u32(e, 0);
         return nfs4_encode_status_only(e, opnum, st);
+    }
     /* Success (status 0 also when a handler left the zeroed field alone), or an error
      * whose arm the handler filled. */
     return xdr_encode_nfs_resop4(e, res);
