@@ -58,7 +58,7 @@ static int call3(struct nfs_client *c, uint32_t proc, rpc_xdr_enc_fn enc, const 
 
 /* ---- connecting: ports, mount, fsinfo ---- */
 
-static void set_port(struct sockaddr_storage *ss, uint16_t port)
+void nfs_client_set_port(struct sockaddr_storage *ss, uint16_t port)
 {
     if (ss->ss_family == AF_INET6)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
@@ -68,11 +68,11 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 
 /* Ask rpcbind on port 111 for (prog, vers) over TCP: portmap v2 GETPORT over IPv4,
  * rpcbind v4 GETADDR with netid tcp6 over IPv6 (portmap only knows IPv4). */
-static int rpcb_getport(struct nfs_client *c, uint32_t prog, uint32_t vers, uint16_t *port,
+int nfs_client_rpcb_getport(struct nfs_client *c, uint32_t prog, uint32_t vers, uint16_t *port,
                         char *err, size_t errlen)
 {
     struct sockaddr_storage ss = c->addr;
-    set_port(&ss, PMAP_PORT);
+    nfs_client_set_port(&ss, PMAP_PORT);
     int st = 0;
     struct rpc_clnt *r = rpc_clnt_connect((struct sockaddr *)&ss, c->addrlen, c->timeout_ms, &st);
     if (!r) {
@@ -182,13 +182,13 @@ static int v3_mount(struct nfs_client *c, const struct nfs_url *u, char *err, si
 {
     uint16_t nfsport = u->port, mntport = u->mountport;
     int st;
-    if (!mntport && (st = rpcb_getport(c, MOUNT_PROGRAM, MOUNT_V3, &mntport, err, errlen)))
+    if (!mntport && (st = nfs_client_rpcb_getport(c, MOUNT_PROGRAM, MOUNT_V3, &mntport, err, errlen)))
         return st;
-    if (!nfsport && (st = rpcb_getport(c, NFS_PROGRAM, NFS_V3, &nfsport, err, errlen)))
+    if (!nfsport && (st = nfs_client_rpcb_getport(c, NFS_PROGRAM, NFS_V3, &nfsport, err, errlen)))
         return st;
 
     struct sockaddr_storage ss = c->addr;
-    set_port(&ss, mntport);
+    nfs_client_set_port(&ss, mntport);
     struct rpc_clnt *m = nfs_client_rpc_connect((struct sockaddr *)&ss, c->addrlen,
                                                 c->timeout_ms, &st);
     if (!m) {
@@ -200,7 +200,7 @@ static int v3_mount(struct nfs_client *c, const struct nfs_url *u, char *err, si
     if (st)
         return st;
 
-    set_port(&c->addr, nfsport);
+    nfs_client_set_port(&c->addr, nfsport);
     c->rpc = nfs_client_rpc_connect((struct sockaddr *)&c->addr, c->addrlen, c->timeout_ms, &st);
     if (!c->rpc) {
         snprintf(err, errlen, "NFS port %u: %s", nfsport, nfs_client_strerror(st));
@@ -537,4 +537,7 @@ const struct nfs_client_ops nfs3_client_ops = {
     .readlink = v3_readlink,
     .fsstat = v3_fsstat,
     .readdir = v3_readdir,
+    .lock = nlm_client_lock,
+    .unlock = nlm_client_unlock,
+    .testlock = nlm_client_test,
 };

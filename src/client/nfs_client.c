@@ -120,8 +120,8 @@ struct nfs_client *nfs_client_connect_url(const struct nfs_url *u, int *status, 
 {
     if (errlen)
         err[0] = 0;
-    if (u->vers_major != 3) {
-        snprintf(err, errlen, "NFSv%d.%d: not implemented yet (this client speaks NFSv3)",
+    if (u->vers_major != 3 && !(u->vers_major == 4 && u->vers_minor >= 1)) {
+        snprintf(err, errlen, "NFSv%d.%d: not implemented (this client speaks NFSv3, 4.1, 4.2)",
                  u->vers_major, u->vers_minor);
         *status = -EPROTONOSUPPORT;
         return NULL;
@@ -142,8 +142,9 @@ struct nfs_client *nfs_client_connect_url(const struct nfs_url *u, int *status, 
     memcpy(&c->addr, ai->ai_addr, ai->ai_addrlen);
     c->addrlen = ai->ai_addrlen;
     freeaddrinfo(ai);
-    c->ops = &nfs3_client_ops;
-    c->vers = 3;
+    c->ops = u->vers_major == 3 ? &nfs3_client_ops : &nfs4_client_ops;
+    c->vers = u->vers_major == 3 ? 3 : 40 + u->vers_minor;
+    c->nlmport = u->nlmport;
     c->timeout_ms = u->timeo_s * 1000;
     c->window = u->window;
     cred_init(&c->cred, u);
@@ -170,7 +171,8 @@ void nfs_client_destroy(struct nfs_client *c)
 {
     if (!c)
         return;
-    if (c->rpc)
+    nlm_client_free(c);
+    if (c->rpc || c->v4)
         c->ops->unmount(c);
     free(c->rest);
     free(c);
@@ -216,6 +218,39 @@ const char *nfs_client_strerror(int st)
         { 10006, "server fault (NFS3ERR_SERVERFAULT)" },
         { 10007, "type not supported (NFS3ERR_BADTYPE)" },
         { 10008, "server busy, try again (NFS3ERR_JUKEBOX)" },
+        { 10009, "handle not of the right type (NFS4ERR_SAME or _BAD_STATEID range)" },
+        { 10010, "lock held by someone else (NFS4ERR_DENIED)" },
+        { 10011, "lease expired (NFS4ERR_EXPIRED)" },
+        { 10012, "file locked (NFS4ERR_LOCKED)" },
+        { 10013, "server in its grace period (NFS4ERR_GRACE)" },
+        { 10014, "file handle expired (NFS4ERR_FHEXPIRED)" },
+        { 10015, "share reservation denied (NFS4ERR_SHARE_DENIED)" },
+        { 10016, "wrong security flavor (NFS4ERR_WRONGSEC)" },
+        { 10017, "clientid in use (NFS4ERR_CLID_INUSE)" },
+        { 10018, "server resource exhausted (NFS4ERR_RESOURCE)" },
+        { 10020, "no current file handle (NFS4ERR_NOFILEHANDLE)" },
+        { 10022, "stale clientid (NFS4ERR_STALE_CLIENTID)" },
+        { 10023, "stale stateid (NFS4ERR_STALE_STATEID)" },
+        { 10024, "old stateid (NFS4ERR_OLD_STATEID)" },
+        { 10025, "bad stateid (NFS4ERR_BAD_STATEID)" },
+        { 10026, "bad seqid (NFS4ERR_BAD_SEQID)" },
+        { 10029, "symbolic link (NFS4ERR_SYMLINK)" },
+        { 10036, "malformed request (NFS4ERR_BADXDR)" },
+        { 10037, "locks held (NFS4ERR_LOCKS_HELD)" },
+        { 10038, "file not open for that (NFS4ERR_OPENMODE)" },
+        { 10044, "illegal operation (NFS4ERR_OP_ILLEGAL)" },
+        { 10047, "client has been revoked (NFS4ERR_ADMIN_REVOKED)" },
+        { 10048, "callback path down (NFS4ERR_CB_PATH_DOWN)" },
+        { 10052, "bad session (NFS4ERR_BADSESSION)" },
+        { 10053, "bad slot (NFS4ERR_BADSLOT)" },
+        { 10063, "sequence misordered (NFS4ERR_SEQ_MISORDERED)" },
+        { 10068, "retry uncached reply (NFS4ERR_RETRY_UNCACHED_REP)" },
+        { 10071, "too many operations (NFS4ERR_TOO_MANY_OPS)" },
+        { 10073, "op not in session (NFS4ERR_OP_NOT_IN_SESSION)" },
+        { 10087, "delegation already wanted (NFS4ERR_DELEG_ALREADY_WANTED)" },
+        { -EAGAIN, "lock held by someone else" },
+        { -EDEADLK, "lock would deadlock (NLM4_DEADLCK)" },
+        { -ENOLCK, "the server refused the lock (no locks available / NLM failed)" },
         { -EBADMSG, "malformed reply from the server" },
         { -EACCES, "the server refused our RPC credentials (AUTH_ERROR; a `secure` export "
                    "needs a privileged source port)" },
@@ -415,15 +450,44 @@ int nfs_readdir(struct nfs_client *c, const struct nfs_fh *dir, bool plus, nfs_d
 int nfs_open(struct nfs_client *c, const char *path, int flags, uint32_t mode,
              struct nfs_file *f)
 {
-    return c->ops->open(c, path, flags, mode, f);
+    int st = c->ops->open(c, path, flags, mode, f);
+    f->flags = flags;
+    return st;
 }
 
 int nfs_close(struct nfs_client *c, struct nfs_file *f) { return c->ops->close(c, f); }
 
+/* Poll for a lock (see nfs_client.h: no GRANTED callbacks, no v4 blocking-lock wait):
+ * 100 ms doubling to 2 s between attempts. */
 int nfs_lock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type, uint64_t off,
              uint64_t len, bool wait)
 {
-    return -ENOTSUP; /* NFSv3 locks are NLM: they come with the NLM issue */
+    if (type == NFS_LOCK_UNLOCK)
+        return nfs_unlock(c, f, off, len);
+    if (type != NFS_LOCK_READ && type != NFS_LOCK_WRITE)
+        return -EINVAL;
+    unsigned delay_ms = 100;
+    for (;;) {
+        int st = c->ops->lock(c, f, type == NFS_LOCK_WRITE, off, len);
+        if (st != -EAGAIN || !wait)
+            return st;
+        usleep(delay_ms * 1000u);
+        delay_ms = delay_ms >= 1000 ? 2000 : delay_ms * 2;
+    }
+}
+
+int nfs_unlock(struct nfs_client *c, struct nfs_file *f, uint64_t off, uint64_t len)
+{
+    return c->ops->unlock(c, f, off, len);
+}
+
+int nfs_testlock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type,
+                 uint64_t off, uint64_t len, struct nfs_lock_conflict *conflict)
+{
+    struct nfs_lock_conflict tmp;
+    if (type != NFS_LOCK_READ && type != NFS_LOCK_WRITE)
+        return -EINVAL;
+    return c->ops->testlock(c, f, type == NFS_LOCK_WRITE, off, len, conflict ? conflict : &tmp);
 }
 
 /* ---- paths ---- */

@@ -3,10 +3,15 @@
  * inter-server copy and the peer agent.
  *
  * One public API, one ops vector per protocol version behind it (struct nfs_client_ops
- * in client/nfs_client_impl.h). Implemented today: NFSv3 (RFC 1813) with MOUNT v3 and
- * portmap v2 over TCP. NFSv4.0/4.1/4.2 need proto/nfs4.x, which does not exist yet:
- * a vers=4.x URL fails with -EPROTONOSUPPORT ("not implemented yet"); the v4 ops
- * vector (EXCHANGE_ID, sessions, back channel, stateids) slots in beside nfs3_ops.
+ * in client/nfs_client_impl.h):
+ *  - NFSv3 (RFC 1813) with MOUNT v3, portmap v2 / rpcbind v4 and NLM v4 locks, over TCP;
+ *  - NFSv4.1 / 4.2 (RFC 8881, RFC 7862): EXCHANGE_ID, CREATE_SESSION with a back channel
+ *    on the same connection (CB_NULL, CB_SEQUENCE, CB_RECALL answered by the library;
+ *    other callbacks via nfs_client_on_callback), SEQUENCE slots, lease renewal from a
+ *    background thread, open / lock stateids, delegations returned when recalled.
+ *    The URL path is walked from the server's pseudo-fs root (PUTROOTFH + LOOKUP).
+ *  NFSv4.0 (vers=4 / 4.0: SETCLIENTID, callbacks on a separate connection) is not
+ *  implemented: it fails with -EPROTONOSUPPORT.
  *
  * Threads: a client is thread-safe; every call may come from any thread. The *_async
  * calls return at once and run their completion on the RPC reader thread (keep it
@@ -34,6 +39,8 @@
  *   vers=3|4|4.0|4.1|4.2   protocol version (default 3)
  *   port=N                  NFS port (skips rpcbind for NFS; default: ask rpcbind)
  *   mountport=N             MOUNT port (skips rpcbind for MOUNT)
+ *   nlmport=N               NLM port for v3 locks (default: rpcbind; without one, the
+ *                           NFS port, where peernfsd serves NLM too)
  *   export=/path            the export to mount; default: the longest prefix of the
  *                           URL path the server agrees to mount
  *   timeo=S                 per-RPC timeout in seconds (default 30)
@@ -44,6 +51,7 @@ struct nfs_url {
     char *host;        /* without brackets */
     uint16_t port;     /* 0 = via rpcbind (v3) or 2049 (v4) */
     uint16_t mountport;
+    uint16_t nlmport;  /* 0 = via rpcbind, else (when that fails) the NFS port */
     char *path;        /* "/export/path", never empty ("/" at least), no trailing '/' */
     char *export_path; /* NULL unless export= was given */
     int vers_major, vers_minor;
@@ -116,7 +124,28 @@ const char *nfs_client_url_rest(const struct nfs_client *c);
 /* The largest READ / WRITE the server takes (FSINFO rtmax/wtmax, capped at 1 MiB). */
 uint32_t nfs_client_rsize(const struct nfs_client *c);
 uint32_t nfs_client_wsize(const struct nfs_client *c);
-int nfs_client_version(const struct nfs_client *c); /* 3 (40, 41, 42 later) */
+int nfs_client_version(const struct nfs_client *c); /* 3, 41 or 42 */
+
+/* Counters of the NFSv4 state machinery (all 0 for v3), for tests and diagnostics. */
+struct nfs_client_stats {
+    uint64_t compounds;       /* COMPOUNDs sent (including SEQUENCE-only renewals) */
+    uint64_t renewals;        /* SEQUENCE-only COMPOUNDs sent by the lease thread */
+    uint64_t delay_retries;   /* NFS4ERR_DELAY / GRACE answers retried */
+    uint64_t delegations;     /* delegations received with OPEN */
+    uint64_t recalls;         /* CB_RECALLs received */
+    uint64_t delegreturns;    /* DELEGRETURNs the server accepted */
+    uint64_t callbacks;       /* CB_COMPOUNDs served */
+};
+void nfs_client_get_stats(struct nfs_client *c, struct nfs_client_stats *st);
+
+/* NFSv4.1+: handle the callback op `op` (OP_CB_OFFLOAD = 15, OP_CB_LAYOUTRECALL = 5, ...;
+ * not CB_SEQUENCE, and CB_RECALL only to replace the library's own handling). fn gets
+ * the decoded `const nfs_cb_argop4 *` and fills `nfs_cb_resop4 *` (xdr/nfs4_xdr.h) and
+ * returns the op's nfsstat4; it runs on a back channel worker thread and must not wait
+ * for the server. Unregistered ops are answered NFS4ERR_NOTSUPP. fn NULL unregisters.
+ * 0, -EINVAL (bad op) or -EPROTONOSUPPORT (an NFSv3 client). */
+typedef uint32_t (*nfs_callback_fn)(void *ctx, const void *cb_argop, void *cb_resop);
+int nfs_client_on_callback(struct nfs_client *c, uint32_t op, nfs_callback_fn fn, void *ctx);
 
 /* Message for a status from any call of this API (never NULL). */
 const char *nfs_client_strerror(int status);
@@ -134,13 +163,19 @@ int nfs_setattr(struct nfs_client *c, const struct nfs_fh *fh, const struct nfs_
                 struct nfs_attr *attr);
 
 /* Open / close. NFSv3 has no open state: open looks the file up (creating it with
- * NFS_O_CREAT, truncating with NFS_O_TRUNC) and close is a no-op; NFSv4 will carry
- * its stateid in the file. */
-enum { NFS_O_CREAT = 1, NFS_O_EXCL = 2, NFS_O_TRUNC = 4 };
+ * NFS_O_CREAT, truncating with NFS_O_TRUNC) and close is a no-op. NFSv4 sends OPEN
+ * (CLAIM_NULL; UNCHECKED4 create, GUARDED4 with NFS_O_EXCL) with share access READ for
+ * NFS_O_RDONLY, WRITE for NFS_O_WRONLY, both otherwise, and keeps the open stateid per
+ * handle in the client: READ / WRITE / SETATTR / LOCK on that handle use it (without an
+ * open, the anonymous stateid), CLOSE drops it when the last nfs_file of the handle is
+ * closed. A directory "opens" by lookup only. Delegations granted with OPEN are kept
+ * until the server recalls them or the client is destroyed. */
+enum { NFS_O_CREAT = 1, NFS_O_EXCL = 2, NFS_O_TRUNC = 4, NFS_O_RDONLY = 8, NFS_O_WRONLY = 16 };
 struct nfs_file {
     struct nfs_fh fh;
     struct nfs_attr attr;
-    /* v4: stateid, open owner (not used by v3) */
+    int flags;       /* as given to nfs_open */
+    bool v4_open;    /* NFSv4: an OPEN is held for fh (CLOSE on nfs_close) */
 };
 int nfs_open(struct nfs_client *c, const char *path, int flags, uint32_t mode,
              struct nfs_file *f);
@@ -193,11 +228,27 @@ typedef int (*nfs_dirent_fn)(void *arg, const struct nfs_dirent *e);
 int nfs_readdir(struct nfs_client *c, const struct nfs_fh *dir, bool plus, nfs_dirent_fn fn,
                 void *arg);
 
-/* Byte-range locks: NFSv3 locking is NLM, which comes with the NLM issue. Until then this
- * returns -ENOTSUP for every request. */
+/* Byte-range locks on an opened file, [off, off+len), len 0 = to the end of the file.
+ * NFSv4: LOCK (open_to_lock_owner4 the first time, then exist_lock_owner4), LOCKU,
+ * LOCKT, one lock owner per client instance. NFSv3: NLM v4 (TEST / LOCK / UNLOCK) to
+ * the server's NLM service (nlmport=, else rpcbind, else the NFS port), with the host
+ * name as caller_name and an owner handle + svid unique per client instance; no statd
+ * monitoring and no GRANTED callbacks (we run no lockd).
+ * A lock held by someone else: -EAGAIN. With wait, the call polls (non-blocking LOCK
+ * every 100 ms, backing off to 2 s) until granted: neither protocol's blocking locks are
+ * used, since v3 needs a lockd to receive NLM_GRANTED. A server in its grace period is
+ * polled the same way (also without wait). NFS_LOCK_UNLOCK = nfs_unlock. */
 enum nfs_lock_type { NFS_LOCK_READ, NFS_LOCK_WRITE, NFS_LOCK_UNLOCK };
 int nfs_lock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type, uint64_t off,
              uint64_t len, bool wait);
+int nfs_unlock(struct nfs_client *c, struct nfs_file *f, uint64_t off, uint64_t len);
+/* 0: the lock would be granted now; -EAGAIN: it conflicts with `conflict` (may be NULL). */
+struct nfs_lock_conflict {
+    enum nfs_lock_type type;
+    uint64_t off, len; /* len 0 = to the end */
+};
+int nfs_testlock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type,
+                 uint64_t off, uint64_t len, struct nfs_lock_conflict *conflict);
 
 /* ---- asynchronous operations ---- */
 

@@ -1,9 +1,11 @@
 /*
  * Inside the client library: the per-version ops vector and the client structure.
  * nfs_client.c holds what every version shares (URL handling, blocking wrappers over
- * the async calls, pipelined transfers, path walks, messages); nfs3_client.c is the
- * NFSv3 + MOUNT v3 + portmap vector. An NFSv4.x vector (nfs4_client.c, COMPOUND with
- * SEQUENCE, a session and a back channel on the same connection) goes beside it.
+ * the async calls, pipelined transfers, path walks, messages, lock polling);
+ * nfs3_client.c is the NFSv3 + MOUNT v3 + portmap vector (locks: nlm_client.c);
+ * nfs4_client.c the NFSv4.1/4.2 one (COMPOUND with SEQUENCE on the slots of
+ * nfs4_slots.c, a back channel on the same connection served by nfs4_cb.c, replies
+ * decoded by nfs4_reply.c).
  */
 #ifndef PEERNFS_CLIENT_NFS_CLIENT_IMPL_H
 #define PEERNFS_CLIENT_NFS_CLIENT_IMPL_H
@@ -51,13 +53,22 @@ struct nfs_client_ops {
     int (*fsstat)(struct nfs_client *c, const struct nfs_fh *fh, struct nfs_fsstat *st);
     int (*readdir)(struct nfs_client *c, const struct nfs_fh *dir, bool plus, nfs_dirent_fn fn,
                    void *arg);
+    /* byte-range locks: len 0 = to the end of the file; a conflict is -EAGAIN */
+    int (*lock)(struct nfs_client *c, struct nfs_file *f, bool write, uint64_t off, uint64_t len);
+    int (*unlock)(struct nfs_client *c, struct nfs_file *f, uint64_t off, uint64_t len);
+    int (*testlock)(struct nfs_client *c, struct nfs_file *f, bool write, uint64_t off,
+                    uint64_t len, struct nfs_lock_conflict *conflict);
 };
 
 extern const struct nfs_client_ops nfs3_client_ops;
+extern const struct nfs_client_ops nfs4_client_ops;
+
+struct nfs4_state; /* nfs4_client.c: session, slots, back channel, open / lock state */
+struct nlm_state;  /* nlm_client.c: the NLM connection and lock owner of a v3 client */
 
 struct nfs_client {
     const struct nfs_client_ops *ops;
-    int vers; /* 3; 40/41/42 later */
+    int vers; /* 3, 41 or 42 */
     struct rpc_clnt *rpc; /* the NFS connection */
     struct rpc_cred cred;
     int timeout_ms;
@@ -67,7 +78,22 @@ struct nfs_client {
     struct nfs_fh root;
     char *rest; /* URL path below the mounted export */
     uint32_t rsize, wsize, dtpref;
+    uint16_t nlmport; /* URL nlmport= (0: rpcbind, then the NFS port) */
+    struct nfs4_state *v4;
+    struct nlm_state *nlm;
 };
+
+/* NLM v4 (nlm_client.c) for NFSv3 clients; nlm_client_free on destroy. */
+int nlm_client_lock(struct nfs_client *c, struct nfs_file *f, bool write, uint64_t off,
+                    uint64_t len);
+int nlm_client_unlock(struct nfs_client *c, struct nfs_file *f, uint64_t off, uint64_t len);
+int nlm_client_test(struct nfs_client *c, struct nfs_file *f, bool write, uint64_t off,
+                    uint64_t len, struct nfs_lock_conflict *conflict);
+void nlm_client_free(struct nfs_client *c);
+/* rpcbind GETPORT / GETADDR for (prog, vers) over TCP (nfs3_client.c). */
+int nfs_client_rpcb_getport(struct nfs_client *c, uint32_t prog, uint32_t vers, uint16_t *port,
+                            char *err, size_t errlen);
+void nfs_client_set_port(struct sockaddr_storage *ss, uint16_t port);
 
 /* Connect a TCP RPC client to sa, from a reserved source port when we are root and rpc/
  * offers a way to hand it a bound socket (see nfs_client.c). */

@@ -109,6 +109,10 @@ static int parse_arg(struct nfs_url *u, const char *k, size_t kn, const char *v,
         if (!parse_num(v, vn, 1, 65535, &num))
             return url_fail(err, errlen, "bad mountport=%.*s", (int)vn, v);
         u->mountport = (uint16_t)num;
+    } else if (KEY("nlmport")) {
+        if (!parse_num(v, vn, 1, 65535, &num))
+            return url_fail(err, errlen, "bad nlmport=%.*s", (int)vn, v);
+        u->nlmport = (uint16_t)num;
     } else if (KEY("timeo")) {
         if (!parse_num(v, vn, 1, 3600, &num))
             return url_fail(err, errlen, "bad timeo=%.*s (seconds, 1..3600)", (int)vn, v);

@@ -269,6 +269,8 @@ NFS4_OP(bind_conn_to_session)
     case CDFC4_BACK_OR_BOTH: dir = STATE_CONN_BOTH; break;
     default: return r->bctsr_status = NFS4ERR_INVAL;
     }
+    if (!c->call->conn)
+        return r->bctsr_status = NFS4ERR_INVAL; /* no connection to bind */
     nfs4_cb_conn_seen(c->srv, c->call->conn);
     enum state_status ss = state_bind_conn_to_session(c->srv->state, a->bctsa_sessid, c->call->conn, &dir);
     if (ss != STATE_OK)

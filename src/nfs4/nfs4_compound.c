@@ -164,7 +164,10 @@ static nfsstat4 nfs4_encoded_status(const uint8_t *op_start)
  * data (LOCK's DENIED, SETCLIENTID's CLID_INUSE), which handlers encode themselves. */
 static bool nfs4_encode_status_only(struct xdr_enc *e, uint32_t opnum, nfsstat4 st)
 {
-    return xdr_enc_u32(e, opnum) && xdr_enc_u32(e, (uint32_t)st);
+    if (!xdr_enc_u32(e, opnum) || !xdr_enc_u32(e, (uint32_t)st))
+        return false;
+    /* SETATTR's result carries attrsset whatever the status (RFC 7530 16.32). */
+    return opnum != OP_SETATTR || xdr_enc_u32(e, 0);
 }
 
 /* The few errors whose result carries data (RFC 7530 16.10, 16.11, 16.32, 16.33). */
@@ -194,10 +197,7 @@ static bool nfs4_encode_result(struct nfs4_compound *c, uint32_t opnum, const st
     }
     res->resop = opnum;
     if (st != NFS4_OK && (!d || !nfs4_error_has_data(opnum, st))) {
-        /* Refused before its handler ran (or an error without data): SETATTR's result
-         * still carries its (empty) attrsset. */
-        if (opnum == OP_SETATTR)
-            return nfs4_encode_status_only(e, opnum, st) && xdr_enc_u32(e, 0);
+        /* Refused before its handler ran, or an error without data. */
         return nfs4_encode_status_only(e, opnum, st);
     }
     /* Success (status 0 also when a handler left the zeroed field alone), or an error

@@ -140,7 +140,6 @@ struct nfs4_op_desc {
 /* ---- nfs4_status.c ---- */
 nfsstat4 nfs4_errno(int err);               /* 0 / -errno / errno -> nfsstat4 */
 nfsstat4 nfs4_state_status(enum state_status st);
-const char *nfs4_status_name(nfsstat4 st);
 
 /* ---- nfs4_fh.c ---- */
 /* Set fh from a wire handle (PUTFH): BADHANDLE, STALE, WRONGSEC/ACCESS per export rule. */

@@ -1,13 +1,86 @@
-/* client/: the NFSv3 / MOUNT / portmap reply decoders (nfs3_reply.c) on hostile bytes.
- * The first byte picks the decoder, the rest is the procedure results as rpc/ would hand
- * them over. A decoder must return a status (0, positive NFS status or -errno), never
- * read outside the input or write outside what it was given. */
+/* client/: the NFSv3 / MOUNT / portmap reply decoders (nfs3_reply.c) and the NFSv4.1
+ * ones (nfs4_reply.c: COMPOUND4res, fattr4 of every result, READDIR entries, handles),
+ * plus the back channel dispatcher (nfs4_cb.c) on a decoded CB_COMPOUND, on hostile
+ * bytes. The first byte picks the decoder, the rest is the procedure results (or
+ * arguments) as rpc/ would hand them over. A decoder must return a status (0, positive
+ * NFS status or -errno), never read outside the input or write outside what it was
+ * given. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/nfs3_reply.h"
+#include "client/nfs4_cb.h"
+#include "client/nfs4_reply.h"
 #include "xdr/nfs3_xdr.h"
+#include "xdr/nfs4_xdr.h"
+
+#define V4_WANT                                                                            \
+    (NFS4_ATTRS_STAT | NFS4_ATTRS_FSSTAT | NFS4_ATTRS_FSINFO |                             \
+     NFS4_ATTR_BIT(FATTR4_FILEHANDLE) | NFS4_ATTR_BIT(FATTR4_RDATTR_ERROR))
+
+static nfsstat4 cb_ok(void *ctx, const nfs_cb_argop4 *arg, nfs_cb_resop4 *res)
+{
+    (void)ctx, (void)arg, (void)res;
+    return NFS4_OK;
+}
+
+static int count_entries(void *arg, const struct nfs_dirent *e);
+
+/* A whole COMPOUND reply, then every result the client library would look into. */
+static void fuzz_v4_compound(struct xdr_dec *x, unsigned *n)
+{
+    static uint8_t arena_mem[256 * 1024];
+    struct xdr_arena arena;
+    xdr_arena_init(&arena, arena_mem, sizeof(arena_mem));
+    x->arena = &arena;
+    COMPOUND4res res;
+    if (nfs4_reply_compound(x, &res))
+        return;
+    for (uint32_t i = 0; i < res.resarray.len; i++) {
+        const nfs_resop4 *o = &res.resarray.val[i];
+        struct nfs4_fattr fa;
+        struct nfs_fh fh;
+        struct nfs4_dircursor cur = { 0 };
+        if (o->resop == OP_GETATTR && o->opgetattr.status == NFS4_OK)
+            nfs4_reply_fattr(&o->opgetattr.resok4.obj_attributes, V4_WANT, &fa);
+        else if (o->resop == OP_GETFH && o->opgetfh.status == NFS4_OK &&
+                 nfs4_fh_from_wire(&fh, &o->opgetfh.resok4.object) == 0 && fh.len > NFS_CLIENT_FH_MAX)
+            abort();
+        else if (o->resop == OP_READDIR && o->opreaddir.status == NFS4_OK)
+            nfs4_reply_readdir(&o->opreaddir.resok4, V4_WANT, &cur, count_entries, n);
+    }
+}
+
+/* A CB_COMPOUND from the server through the dispatcher (one session, CB_RECALL served). */
+static void fuzz_v4_callback(struct xdr_dec *x)
+{
+    static uint8_t arena_mem[64 * 1024];
+    struct xdr_arena arena;
+    xdr_arena_init(&arena, arena_mem, sizeof(arena_mem));
+    x->arena = &arena;
+    CB_COMPOUND4args a;
+    if (!xdr_decode_CB_COMPOUND4args(x, &a))
+        return;
+    struct nfs4_cb_service s;
+    nfs4_cb_init(&s);
+    static const sessionid4 sid = { 1, 2, 3 };
+    nfs4_cb_set_session(&s, sid, 4, 1);
+    nfs4_cb_register(&s, OP_CB_RECALL, cb_ok, NULL);
+    nfs_cb_resop4 *resv = calloc(a.argarray.len ? a.argarray.len : 1, sizeof(*resv));
+    CB_COMPOUND4res r;
+    memset(&r, 0, sizeof(r));
+    r.resarray.val = resv;
+    nfs4_cb_dispatch(&s, &a, &r);
+    if (r.resarray.len > a.argarray.len)
+        abort();
+    uint8_t out[64 * 1024];
+    struct xdr_enc e;
+    xdr_enc_init(&e, out, sizeof(out));
+    xdr_encode_CB_COMPOUND4res(&e, &r);
+    free(resv);
+    nfs4_cb_destroy(&s);
+}
 
 static int count_entries(void *arg, const struct nfs_dirent *e)
 {
@@ -24,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned sel = data[0] % 17;
+    unsigned sel = data[0] % 19;
     /* a private copy with exactly `size - 1` bytes, so ASan sees any overread */
     size_t len = size - 1;
     uint8_t *buf = malloc(len ? len : 1);
@@ -61,6 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 14: st = nfs3_reply_readlink(&x, link, sizeof(link)); break;
     case 15: st = nfs3_reply_fsstat(&x, &fs); break;
     case 16: st = nfs3_reply_readdir(&x, data[0] & 0x80, &cur, count_entries, &n); break;
+    case 17: fuzz_v4_compound(&x, &n); break;
+    case 18: fuzz_v4_callback(&x); break;
     }
     if (st == 0 && sel == 7 && r.count > sizeof(rbuf))
         abort();

@@ -3,8 +3,12 @@
 port, no rpcbind: port=/mountport= URL args) and NFS-Ganesha 4.3 in a private network
 namespace with its own rpcbind (ports found via portmap GETPORT).
 
-Per server: 100 MB file put/get/cat/cp with checksums (on the server's disk too), a
-directory of 5000 entries listed completely, mkdir/mv/ln/ln -s/rm, and exit codes.
+Per server and protocol version (peernfsd: v3, v4.1, v4.2; Ganesha: v3, v4.1): 100 MB file
+put/get/cat/cp with checksums (on the server's disk too), a directory of 5000 entries
+listed completely, mkdir/mv/ln/ln -s/rm, exit codes, and (where the server has locks)
+`peernfs lock` conflicts between two client instances (v3: NLM; v4: LOCK/LOCKT). Over
+NFSv4.1/4.2 against peernfsd: a delegation held by one instance is recalled (CB_RECALL on
+its back channel) when another opens the file for writing, and returned.
 
     test_client_cli.py --peernfs build/bin/peernfs --peernfsd build/bin/peernfsd
                        [--ganesha /usr/bin/ganesha.nfsd | --no-ganesha]
@@ -232,19 +236,76 @@ class CliTests:
         p = self.run_cli("stat", self.url("/no-such-file"), code=1)
         self.assertIn(b"NOENT", p.stderr)
         self.run_cli("get", self.url("/no-such-file"), os.path.join(self.tmp, "x"), code=1)
-        p = self.run_cli("ls", self.url_base + "?vers=4.1", code=1)
+        p = self.run_cli("ls", self.url_base + "?vers=4.0", code=1)
         self.assertIn(b"not implemented", p.stderr)
         self.run_cli("mkdir", self.url("/no/such/parent"), code=1)
         self.run_cli("cp", "/etc/hostname", "/tmp/x", code=2)
 
 
+    has_locks = True
+
+    def start_lock_holder(self, name, *opts):
+        """`peernfs lock ... --hold 60` in the background, once it printed "locked"."""
+        cmd = self.prefix + [ARGS.peernfs, "-q", "lock", *opts, "--hold", "60", "--stats",
+                             self.url("/" + name)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = p.stdout.readline()
+        if line != b"locked\n":
+            p.kill()
+            out, err = p.communicate()
+            self.fail(f"lock holder did not lock: {line!r} {err!r}")
+        return p
+
+    def stop_lock_holder(self, p):
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        return err.decode()
+
+    def test_lock_conflict(self):
+        if not self.has_locks:
+            self.skipTest("no lock service on this server")
+        with open(os.path.join(self.export, "lockme"), "wb") as f:
+            f.write(b"x" * 100)
+        a = self.start_lock_holder("lockme", "--write")
+        try:
+            # a second client instance: write and read locks conflict (exit 3), a
+            # disjoint range does not; testlock names the holder's range
+            p = self.run_cli("lock", "--hold", "0", self.url("/lockme"), code=3)
+            self.assertIn(b"held by someone else", p.stderr)
+            self.run_cli("lock", "--read", "--hold", "0", self.url("/lockme"), code=3)
+        finally:
+            self.stop_lock_holder(a)
+        self.run_cli("lock", "--hold", "0", self.url("/lockme"))
+        # a range lock; a command run under the lock gives its exit status
+        a = self.start_lock_holder("lockme", "--range", "0:10")
+        try:
+            self.run_cli("lock", "--range", "10:10", self.url("/lockme"), "--", "true")
+            self.run_cli("lock", "--range", "5:10", "--hold", "0", self.url("/lockme"), code=3)
+        finally:
+            self.stop_lock_holder(a)
+        self.run_cli("lock", self.url("/lockme"), "--", "sh", "-c", "exit 7", code=7)
+        # --wait: polls until the holder lets go
+        a = self.start_lock_holder("lockme")
+        waiter = subprocess.Popen(self.prefix + [ARGS.peernfs, "-q", "lock", "--wait",
+                                                 self.url("/lockme"), "--", "true"])
+        time.sleep(1.5)
+        self.assertIsNone(waiter.poll(), "--wait returned while the lock was held")
+        self.stop_lock_holder(a)
+        self.assertEqual(waiter.wait(60), 0)
+
+
 class PeernfsdCli(CliTests, unittest.TestCase):
+    vers_arg = ""  # v3: MOUNT and NLM on the NFS port (no rpcbind)
+
     @classmethod
     def setUpClass(cls):
-        cls.srv = Peernfsd(ARGS.peernfsd, exports_opts="rw,no_root_squash,insecure").start()
+        # no grace period: v4 OPEN and NLM would be held back for 90 s after start
+        cls.srv = Peernfsd(ARGS.peernfsd, exports_opts="rw,no_root_squash,insecure",
+                           extra_args=("--grace", "0", "--no-statd")).start()
         cls.export = cls.srv.export
         cls.url_base = f"nfs://127.0.0.1{cls.srv.export}"
-        cls.url_args = f"?port={cls.srv.port}&mountport={cls.srv.port}"
+        cls.url_args = f"?port={cls.srv.port}&mountport={cls.srv.port}{cls.vers_arg}"
         cls.tmp = tempfile.mkdtemp(prefix="peernfs-cli-")
 
     @classmethod
@@ -287,7 +348,37 @@ class PeernfsdCli(CliTests, unittest.TestCase):
         self.assertIn(b"refused", p.stderr)
 
 
+class PeernfsdCliV41(PeernfsdCli):
+    vers_arg = "&vers=4.1"
+
+    def test_delegation_recall(self):
+        # A opens for reading (peernfsd hands out a read delegation) and holds a read
+        # lock; B opens the file for writing (put): the server recalls A's delegation over
+        # A's back channel, A's library returns it (DELEGRETURN from its lease thread), and
+        # B's OPEN, answered NFS4ERR_DELAY meanwhile, succeeds on a retry.
+        with open(os.path.join(self.export, "deleg"), "wb") as f:
+            f.write(b"before\n")
+        a = self.start_lock_holder("deleg", "--read")
+        try:
+            src = os.path.join(self.tmp, "after")
+            with open(src, "wb") as f:
+                f.write(b"after\n")
+            self.run_cli("put", src, self.url("/deleg"), timeout=60)
+        finally:
+            err = self.stop_lock_holder(a)
+        with open(os.path.join(self.export, "deleg"), "rb") as f:
+            self.assertEqual(f.read(), b"after\n")
+        self.assertRegex(err, r"delegations 1 recalls 1 delegreturns 1 ", err)
+
+
+class PeernfsdCliV42(PeernfsdCliV41):
+    vers_arg = "&vers=4.2"
+
+
 class GaneshaCli(CliTests, unittest.TestCase):
+    has_locks = False  # started with Enable_NLM = false
+    url_args = ""  # ports from Ganesha's rpcbind
+
     @classmethod
     def setUpClass(cls):
         if not ARGS.ganesha:
@@ -300,7 +391,6 @@ class GaneshaCli(CliTests, unittest.TestCase):
             raise
         cls.export = cls.srv.export
         cls.url_base = "nfs://127.0.0.1/export"
-        cls.url_args = ""  # ports from Ganesha's rpcbind
         cls.prefix = ["ip", "netns", "exec", cls.srv.ns]
         cls.tmp = tempfile.mkdtemp(prefix="peernfs-cli-")
 
@@ -312,6 +402,11 @@ class GaneshaCli(CliTests, unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
         if not alive:
             raise AssertionError("ganesha died during the tests:\n" + log)
+
+
+class GaneshaCliV41(GaneshaCli):
+    has_locks = True  # NFSv4 locks are Ganesha's own (no NLM needed)
+    url_args = "?vers=4.1"
 
 
 def main():
