@@ -412,24 +412,27 @@ static nfsstat4 nfs4_open_truncate(struct nfs4_open *o)
 
 /* ---- delegations ---- */
 
-/* What to offer: 4.1 wants say; otherwise (and for WANT_NO_PREFERENCE) read
- * delegations for read opens and write delegations for write opens. state/ decides
- * whether policy allows it (callback path up, no conflicting opens, not in grace). */
+/*
+ * What to offer: read delegations for read-only opens; state/ decides whether policy
+ * allows it (callback path up, no conflicting opens, not in grace).
+ *
+ * No write delegations: a client holding one keeps its byte-range locks and writes to
+ * itself (Linux caches locks under any delegated open), and a userspace server learns of
+ * a local process's open or lock of the file only when it tries it, so local processes
+ * would no longer be excluded by the client's locks. (knfsd can break its delegations
+ * through kernel leases; a write delegation needs the same here first.)
+ */
 static enum state_deleg_type nfs4_open_want_deleg(const struct nfs4_open *o)
 {
     if (o->c->srv->cfg.no_delegations)
         return STATE_DELEG_NONE;
     bool write = (o->access & OPEN4_SHARE_ACCESS_WRITE) != 0;
     switch (o->want) {
-    case OPEN4_SHARE_ACCESS_WANT_READ_DELEG:
-        return STATE_DELEG_READ;
-    case OPEN4_SHARE_ACCESS_WANT_WRITE_DELEG:
-        return STATE_DELEG_WRITE;
     case OPEN4_SHARE_ACCESS_WANT_NO_DELEG:
     case OPEN4_SHARE_ACCESS_WANT_CANCEL:
         return STATE_DELEG_NONE;
     default:
-        return write ? STATE_DELEG_WRITE : STATE_DELEG_READ;
+        return write ? STATE_DELEG_NONE : STATE_DELEG_READ;
     }
 }
 

@@ -339,6 +339,11 @@ enum state_status state_open(struct state_server *ss, const struct state_open_ar
             res->deleg_type = d->dtype;
             res->deleg_stateid.seqid = d->seqid;
             memcpy(res->deleg_stateid.other, d->other, STATE_STATEID_OTHER_SIZE);
+    /* A reclaim confirms its owner: the client knew it before the restart, and a
+     * Linux client sends no GETFH with a CLAIM_PREVIOUS open, so it could not even
+     * name the file in an OPEN_CONFIRM (knfsd does the same). */
+    if (args->claim == STATE_CLAIM_PREVIOUS)
+        o->confirmed = true;
         }
     }
     client_renew_locked(ss, c);
