@@ -58,9 +58,11 @@ NFS4_OP(renew)
 
 /* ---- 4.1 ---- */
 
+/* The flags a client may send (RFC 5661's set, as knfsd: SUPP_FENCE_OPS, added by RFC
+ * 8881 for migration we do not do, is refused like any unknown bit). */
 #define EXCHGID4_FLAGS_KNOWN                                                                     \
-    (EXCHGID4_FLAG_SUPP_MOVED_REFER | EXCHGID4_FLAG_SUPP_MOVED_MIGR | EXCHGID4_FLAG_SUPP_FENCE_OPS |  \
-     EXCHGID4_FLAG_BIND_PRINC_STATEID | EXCHGID4_FLAG_MASK_PNFS | EXCHGID4_FLAG_UPD_CONFIRMED_REC_A)
+    (EXCHGID4_FLAG_SUPP_MOVED_REFER | EXCHGID4_FLAG_SUPP_MOVED_MIGR | EXCHGID4_FLAG_BIND_PRINC_STATEID | \
+     EXCHGID4_FLAG_MASK_PNFS | EXCHGID4_FLAG_UPD_CONFIRMED_REC_A)
 
 static nfs_impl_id4 nfs4_impl_id = {
     .nii_domain = {sizeof("peernfs.org") - 1, (const uint8_t *)"peernfs.org"},
@@ -243,6 +245,16 @@ NFS4_OP(sequence)
     }
     if (ss != STATE_OK)
         return r->sr_status = nfs4_state_status(ss);
+    /* The session's limits hold for the whole request (RFC 8881 2.10.6.4, 18.46.3). */
+    struct state_channel_attrs fore;
+    state_session_fore_attrs(sr.session, &fore);
+    size_t request_len = (size_t)(c->call->args.end - c->args_start);
+    if (c->nops > fore.maxoperations || request_len > fore.maxrequestsize) {
+        state_slot_done(sr.slot);
+        state_session_put(sr.session);
+        return r->sr_status = c->nops > fore.maxoperations ? NFS4ERR_TOO_MANY_OPS : NFS4ERR_REQ_TOO_BIG;
+    }
+    c->max_reply = fore.maxresponsesize;
     c->session = sr.session;
     c->client = sr.client;
     c->slot = sr.slot;
@@ -325,8 +337,12 @@ static bool nfs4_owner_has_locks(void *ctx, struct lock_owner *lo, const void *f
 
 NFS4_OP(free_stateid)
 {
+    stateid4 in;
+    nfsstat4 st = nfs4_stateid_resolve(c, &arg->opfree_stateid.fsa_stateid, &in); /* may be "current" */
+    if (st != NFS4_OK)
+        return res->opfree_stateid.fsr_status = st;
     struct state_stateid sid;
-    nfs4_stateid_to_state(&arg->opfree_stateid.fsa_stateid, &sid);
+    nfs4_stateid_to_state(&in, &sid);
     enum state_status ss = state_free_stateid(c->srv->state, c->client, &sid, nfs4_owner_has_locks, c->srv);
     return res->opfree_stateid.fsr_status = nfs4_state_status(ss);
 }

@@ -318,6 +318,12 @@ static nfsstat4 nfs4_run_op(struct nfs4_compound *c, nfs_argop4 *arg, bool *stop
         if (!nfs4_encode_status_only(e, opnum, st))
             e->p = op_start;
     }
+    if (c->max_reply && (size_t)(e->p - c->reply_start) > c->max_reply) {
+        /* over the session's ca_maxresponsesize (RFC 8881 2.10.6.4) */
+        e->p = op_start;
+        if (!nfs4_encode_status_only(e, opnum, NFS4ERR_REP_TOO_BIG))
+            e->p = op_start;
+    }
     if (ran)
         nfs4_seqid_finish(c, nfs4_encoded_status(op_start), op_start);
     st = e->p - op_start >= 8 ? nfs4_encoded_status(op_start) : st;
@@ -354,6 +360,7 @@ enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
     struct xdr_enc *e = &call->res;
     utf8str_cs tag;
     uint32_t minor, nops;
+    const uint8_t *args_start = x->p;
 
     if (!xdr_decode_utf8str_cs(x, &tag) || !xdr_dec_u32(x, &minor) || !xdr_dec_u32(x, &nops))
         return RPC_GARBAGE_ARGS;
@@ -365,9 +372,11 @@ enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
     c.minor = minor;
     c.nops = nops;
     c.enc = e;
+    c.args_start = args_start;
     nfs4_principal_init(&c);
 
     uint8_t *reply_start = e->p;
+    c.reply_start = reply_start;
     uint32_t status = NFS4_OK;
     if (!xdr_enc_u32(e, 0) || !xdr_encode_utf8str_cs(e, &tag))
         return RPC_SYSTEM_ERR;

@@ -689,6 +689,9 @@ static nfsstat4 nfs4_readdir_encode(struct nfs4_readdir *r, const READDIR4args *
 {
     struct xdr_enc *x = r->x;
     uint8_t *mark = x->p;
+    /* Even an empty listing needs status, verifier, an empty list and eof. */
+    if (a->maxcount < 4 + NFS4_VERIFIER_SIZE + 4 + 4)
+        return NFS4ERR_TOOSMALL;
     if (!xdr_enc_u32(x, NFS4_OK) || !xdr_enc_fixed(x, verf, NFS4_VERIFIER_SIZE) || !xdr_enc_u32(x, 0) ||
         xdr_enc_left(x) < 4) {
         x->p = mark;

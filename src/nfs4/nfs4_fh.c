@@ -284,8 +284,8 @@ static nfsstat4 nfs4_lookupp(struct nfs4_compound *c)
 {
     struct stat st;
     nfsstat4 s = nfs4_require_dir(&c->cur, &st);
-    if (s == NFS4ERR_SYMLINK)
-        s = NFS4ERR_NOTDIR;
+    if (s == NFS4ERR_SYMLINK && c->minor == 0)
+        s = NFS4ERR_NOTDIR; /* 4.0 (RFC 7530 16.14) has no SYMLINK for LOOKUPP */
     if (s != NFS4_OK)
         return s;
     if (c->cur.kind == NFS4_FH_PSEUDO) {

@@ -108,6 +108,11 @@ struct nfs4_compound {
     bool whole_replay;
     /* 4.1: the request bytes after SEQUENCE (its checksum tells false retries). */
     const uint8_t *after_sequence;
+    /* 4.1: where the COMPOUND arguments start (ca_maxrequestsize) and the session's
+     * ca_maxresponsesize (0: no session limit) */
+    const uint8_t *args_start;
+    uint32_t max_reply;
+    uint8_t *reply_start;
     /* Direct encoders write here; they set direct_overflow when it filled up. */
     struct xdr_enc *enc;
     bool direct_overflow;

@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIN_CHANNEL_SIZE 512u /* smaller requests/replies cannot carry SEQUENCE + an op */
+/* Smallest ca_maxrequestsize / ca_maxresponsesize accepted: room for the RPC header,
+ * SEQUENCE and a small op (a client may ask for little and get REP_TOO_BIG per op,
+ * RFC 8881 18.36.3). */
+#define MIN_CHANNEL_REQUEST 256u
+#define MIN_CHANNEL_RESPONSE 128u
 
 static uint64_t sessionid_hash(struct state_server *ss, const uint8_t id[STATE_SESSIONID_SIZE])
 {
@@ -100,7 +104,7 @@ static void conn_bind_locked(struct state_server *ss, struct state_session *s, v
 static bool negotiate(struct state_channel_attrs *out, const struct state_channel_attrs *req,
                       const struct state_channel_attrs *max)
 {
-    if (req->maxrequestsize < MIN_CHANNEL_SIZE || req->maxresponsesize < MIN_CHANNEL_SIZE)
+    if (req->maxrequestsize < MIN_CHANNEL_REQUEST || req->maxresponsesize < MIN_CHANNEL_RESPONSE)
         return false;
 #define CLAMP(f) out->f = req->f < max->f ? req->f : max->f
     CLAMP(maxrequestsize);
@@ -512,4 +516,9 @@ void state_cb_slot_put(struct state_session *s, uint32_t slotid, bool answered)
         cs->in_use = false;
     }
     st_unlock(s->ss);
+}
+
+void state_session_fore_attrs(const struct state_session *s, struct state_channel_attrs *out)
+{
+    *out = s->fore; /* fixed at CREATE_SESSION: no lock needed */
 }

@@ -438,6 +438,8 @@ struct state_session *state_session_ref(struct state_session *s);
 void state_session_put(struct state_session *s);
 struct state_client *state_session_client(struct state_session *s); /* borrowed */
 void state_session_id(const struct state_session *s, uint8_t out[STATE_SESSIONID_SIZE]);
+/* The fore channel's negotiated attributes (ca_maxoperations, ca_maxrequestsize, ...). */
+void state_session_fore_attrs(const struct state_session *s, struct state_channel_attrs *out);
 
 /* Back channel slots for CB_SEQUENCE: takes a free back slot (-1 = none free: queue the
  * callback), giving its slot id and the next seqid to send. cb_slot_put ends it:

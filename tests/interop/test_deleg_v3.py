@@ -403,13 +403,15 @@ class DelegVsV3(unittest.TestCase):
         self.assertEqual(os.path.getsize(os.path.join(self.srv.export, "s1")), 0)
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
-    def test_v3_read_recalls_write_delegation(self):
+    def test_write_open_gets_no_delegation(self):
+        # Policy: no write delegations (a client would keep its locks to itself, out of
+        # sight of local processes); v3 READ and NLM locks then never wait for a recall.
         self.make_file("r1")
-        open_sid, deleg_sid, fh = self.open_delegated("r1", write=True)
-        self.assertEqual(self.v3_read(fh), NFS3ERR_JUKEBOX)
-        self.expect_recall(deleg_sid, fh)
-        self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
+        open_sid, dtype, deleg_sid, fh = self.v4.open(self.root, "r1", SHARE_ACCESS_READ | SHARE_ACCESS_WRITE, 0)
+        self.assertNotIn(dtype, (OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE))
         self.assertEqual(self.v3_read(fh), NFS3_OK)
+        self.assertEqual(self.nlm_lock(fh, exclusive=False), NLM4_GRANTED)
+        self.assertEqual(self.nlm_unlock(fh), NLM4_GRANTED)
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
     def test_v3_remove_and_rename_recall(self):
@@ -455,16 +457,6 @@ class DelegVsV3(unittest.TestCase):
         self.assertEqual(self.v3_write(fh), NFS3ERR_JUKEBOX)
         self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
         self.assertEqual(self.nlm_lock(fh, exclusive=True), NLM4_GRANTED)
-        self.assertEqual(self.nlm_unlock(fh), NLM4_GRANTED)
-        self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
-
-    def test_nlm_shared_lock_recalls_write_delegation(self):
-        self.make_file("l2")
-        open_sid, deleg_sid, fh = self.open_delegated("l2", write=True)
-        self.assertEqual(self.nlm_lock(fh, exclusive=False), NLM4_DENIED_GRACE_PERIOD)
-        self.expect_recall(deleg_sid, fh)
-        self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
-        self.assertEqual(self.nlm_lock(fh, exclusive=False), NLM4_GRANTED)
         self.assertEqual(self.nlm_unlock(fh), NLM4_GRANTED)
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
