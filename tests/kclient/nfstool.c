@@ -92,7 +92,12 @@ static int do_lock(const char *path, const char *path2) {
 		setlk(cfd, F_SETLK, F_UNLCK);
 		_exit(0);
 	}
-	read(p[0], &c, 1);
+	close(p[1]); /* a child that fails early closes its end: read() sees EOF, no hang */
+	if (read(p[0], &c, 1) != 1) {
+		waitpid(pid, &st, 0);
+		printf("lock: FAILED (child exited early, status %d)\n", st);
+		return 1;
+	}
 	sleep(2); /* let the child block on the server */
 	if (setlk(fd, F_SETLK, F_UNLCK)) return die("F_UNLCK");
 	printf("lock: parent unlocked\n");

@@ -10,10 +10,16 @@
 # starts the server there, then boots ONE guest that runs guest/nfs4-suite.sh: for each of
 # vers=4.0, 4.1, 4.2 it mounts the main export by its NFSv4 path and runs
 #   guest/nfs3-basic.sh, guest/nfs3-exports.sh (KC_EXPORTS_V4=1), guest/nfs4-state.sh
-#   (locks, delegation recall, open+lock reclaim after a restart) and guest/nfs3-restart.sh
+#   (locks, delegation recall, locks against an NFSv3+NLM mount of the same export
+#   (KC_V3_EXPORT) and against a process on the server, open+lock reclaim after a restart)
+#   and guest/nfs3-restart.sh
 # While the guest runs, this script serves its restart requests: when the guest creates
 # TAG.writing in its 9p share, the server is killed with SIGKILL after KC_KILL_DELAY (3) s,
-# started again 2 s later, and TAG.restarted is created. After the guest: owner on disk of
+# started again 2 s later, and TAG.restarted is created. It also plays a local process on
+# the server (lib/hostlock.py, fcntl locks on the export's files; not for knfsd, whose disk
+# is in its guest): TAG.hostlock (a path relative to the export) -> it locks the file,
+# answers TAG.hostlocked, unlocks once TAG.hostunlock exists and answers TAG.hostunlocked;
+# TAG.hosttry -> a non-blocking lock attempt, answered in TAG.hosttried (EAGAIN/got). After the guest: owner on disk of
 # each version's root-squashed file, ro export unchanged, main export empty, SIGTERM exit
 # within 10 s, no sanitizer reports in peernfsd.log.
 # Export paths: peernfsd joins its exports into the pseudo file system at their own paths,
@@ -69,7 +75,8 @@ SRV=10.99.0.1 SRV2=10.99.0.254    # the server's two addresses (SRV2: a second c
 PARTS=${KC_V4_PARTS:-basic exports state restart}
 T=$(mktemp -d /tmp/kclient-nfs4.XXXXXX); chmod 755 "$T"
 S=$T/server                        # peernfsd-netns.sh run dir / ganesha dir
-FAILS=(); NPASS=0; NSKIP=0; GUEST_PID= TAIL=
+FAILS=(); NPASS=0; NSKIP=0; GUEST_PID= TAIL= HOSTLOCK_PIDS=()
+declare -A HOST_SERVED   # host lock requests served (by share file name)
 # watchdog: SIGALRM to us at the deadline; the traps below clean up. It must not keep our
 # stdout open (ctest waits for EOF) and takes its sleep along when it is stopped.
 (
@@ -149,6 +156,7 @@ cleanup() {
   kill "$WATCHDOG" 2>/dev/null
   [ -n "$GUEST_PID" ] && { kill -- "-$GUEST_PID" 2>/dev/null; wait "$GUEST_PID" 2>/dev/null; }  # setsid: pgid = pid
   [ -n "$TAIL" ] && kill "$TAIL" 2>/dev/null
+  for p in "${HOSTLOCK_PIDS[@]}"; do kill "$p" 2>/dev/null; done
   srv_stop
   "$HERE/netns.sh" down
   if [ ${#FAILS[@]} = 0 ] && [ $rc = 0 ] && [ -z "${KC_KEEP:-}" ]; then rm -rf "$T"
@@ -171,6 +179,27 @@ serve_restart() {
     ok "$tag: server killed with SIGKILL and restarted"
   else bad "$tag: server restart after kill -9"; fi
   touch "$G/share/$tag.restarted"   # also after a failure: the guest then reports what broke
+}
+
+# serve_hostlock FILE: the guest asked for a lock by a local process on the server
+# (FILE: TAG.hostlock or TAG.hosttry in the share, holding a path relative to the export)
+serve_hostlock() {
+  local req=$1 name kind tag rel f
+  name=$(basename "$req"); kind=${name##*.}; tag=${name%.*}
+  rel=$(cat "$req" 2>/dev/null); f=$(realpath -m "$EXP_DIR/$rel")
+  case $f in
+    "$(realpath "$EXP_DIR")"/?*) ;;
+    *) local ans=$tag.hostlocked; [ "$kind" = hosttry ] && ans=$tag.hosttried
+       echo "error: '$rel' is not a path in the export" > "$G/share/$ans"; return;;
+  esac
+  log "$tag: $kind $f"
+  if [ "$kind" = hostlock ]; then
+    python3 "$HERE/lib/hostlock.py" hold "$f" "$G/share/$tag.hostlocked" "$G/share/$tag.hostunlock" \
+      "$G/share/$tag.hostunlocked" >> "$T/hostlock.log" 2>&1 &
+    HOSTLOCK_PIDS+=($!)
+  else
+    python3 "$HERE/lib/hostlock.py" try "$f" "$G/share/$tag.hosttried" >> "$T/hostlock.log" 2>&1
+  fi
 }
 
 # --- set up
@@ -200,7 +229,11 @@ for f in nfs3-basic.sh nfs3-exports.sh nfs3-restart.sh nfs4-state.sh; do cp "$HE
 export KC_RO_EXPORT=$RO_PATH KC_SQ_EXPORT=$SQ_PATH KC_RO_MD5=$RO_MD5 KC_V4_VERSIONS=$VERSIONS KC_V4_OPTIONAL=$OPTIONAL
 export KC_V4_EXTRA_OPTS=${KC_V4_EXTRA_OPTS:-} KC_V4_PARTS=$PARTS
 export KC_SERVER2=$SRV2
-export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_V4_VERSIONS KC_V4_OPTIONAL KC_V4_EXTRA_OPTS KC_V4_PARTS KC_SERVER2"
+# the main export by its NFSv3 (MOUNT) path: peernfsd the same path; Ganesha its Pseudo
+# path (Mount_Path_Pseudo); knfsd the exported directory in its guest
+if [ "$REF" = knfsd ]; then export KC_V3_EXPORT=/srv/export KC_HOSTLOCK=0
+else export KC_V3_EXPORT=$EXP_PATH KC_HOSTLOCK=1; fi
+export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_V4_VERSIONS KC_V4_OPTIONAL KC_V4_EXTRA_OPTS KC_V4_PARTS KC_SERVER2 KC_V3_EXPORT KC_HOSTLOCK"
 log "guest: guest/nfs4-suite.sh, versions $VERSIONS, parts $KC_V4_PARTS"
 KC_RUNDIR=$G setsid "$HERE/run-guest.sh" "$SRV:$EXP_PATH" none "$HERE/guest/nfs4-suite.sh" \
   > "$T/guest.out" 2>&1 < /dev/null &
@@ -215,10 +248,21 @@ while kill -0 "$GUEST_PID" 2>/dev/null; do
     [ -e "$G/share/$tag.taken" ] && continue
     touch "$G/share/$tag.taken"; serve_restart "$tag"
   done
+  for r in "$G"/share/*.hostlock "$G"/share/*.hosttry; do
+    [ -e "$r" ] && [ -z "${HOST_SERVED[$r]:-}" ] || continue
+    HOST_SERVED[$r]=1; serve_hostlock "$r"
+  done
   sleep 0.5
 done
 wait "$GUEST_PID"; rc=$?; GUEST_PID=
 sleep 1; kill "$TAIL" 2>/dev/null; wait "$TAIL" 2>/dev/null; TAIL=
+for p in "${HOSTLOCK_PIDS[@]}"; do   # each holder ends when the guest lets go of it
+  st=$(ps -o stat= -p "$p" 2>/dev/null)
+  [ -n "$st" ] && [ "${st:0:1}" != Z ] && { kill "$p"; bad "host lock holder (pid $p) still running after the guest"; }
+  wait "$p" 2>/dev/null
+done
+HOSTLOCK_PIDS=()
+[ -s "$T/hostlock.log" ] && { echo "--- host lock requests:"; sed 's/^/  /' "$T/hostlock.log"; }
 # run-guest.sh's own lines: they follow its copy of the output in guest.out
 tail -n +$(( $(cat "$G/share/output" 2>/dev/null | wc -l) + 1 )) "$T/guest.out"
 NPASS=$((NPASS + $(grep -c '^PASS:' "$T/guest.out")))

@@ -25,6 +25,19 @@
 #       Linux client fail such I/O with EIO), the lock still excludes mount B and client
 #       C, the data reads back intact, and the kernel logged no failed reclaim.
 #       KC_STATE_RESTART=0 leaves (c) out (no host to restart the server).
+#   (d) NFSv4 against NFSv3+NLM (KC_V3_EXPORT: the export's MOUNT path; the mount uses
+#       vers=3 with NLM locking; lockd and rpc.statd run in the guest): the v4 mount holds
+#       a write lock -> the v3 mount's F_GETLK (NLM TEST) reports it, F_SETLK (NLM LOCK)
+#       gets EAGAIN, a blocking F_SETLKW is granted once v4 unlocks, then a trylock gets
+#       it; the same with v3 holding and v4 asking (LOCKT/LOCK, the blocked v4 lock
+#       granted after the NLM UNLOCK); an NLM lock also excludes client C. Runs before (c):
+#       after a restart NLM locks wait out the server's grace period.
+#   (e) a local process on the server (KC_HOSTLOCK=1; the host runs lib/hostlock.py on
+#       the request files TAG-hold.hostlock / TAG-tryN.hosttry, see run-nfs4.sh): while
+#       it holds an fcntl lock on a file, the v4 mount's (and mount B's) F_SETLK gets
+#       EAGAIN and a F_SETLKW waits, and is granted after the host unlocks; the reverse:
+#       while the v4 mount holds a lock, the host's non-blocking lock fails (EAGAIN), and
+#       succeeds after the v4 holder unlocked.
 # Prints PASS:/FAIL: lines; exits with the number of failures.
 fail=0
 ok() { echo "PASS: $*"; }
@@ -124,6 +137,96 @@ else
   exec 4<&-
 fi
 grep -E '^[[:space:]]*(OPEN|OPEN_NOATTR|CLOSE|DELEGRETURN|LOCK|LOCKT|LOCKU):' /proc/self/mountstats | head -14
+
+# lock_pair WHAT FILE1 FILE2: nfstool lock (a process on FILE1 holds a write lock; a child
+# on FILE2, another mount, must see it with F_GETLK, be refused F_SETLK, and get a blocking
+# F_SETLKW once the holder unlocks 2 s later) and a PASS/FAIL line per step
+lock_pair() {
+  nfstool lock "$2" "$3" > /tmp/lp.out 2>&1; rc=$?; sed 's/^/  /' /tmp/lp.out
+  grep -q "child F_GETLK sees conflict" /tmp/lp.out && ok "$1: F_GETLK reports the holder's lock" \
+    || bad "$1: F_GETLK did not report the holder's lock"
+  grep -q "child F_SETLK conflicts as expected" /tmp/lp.out && ok "$1: F_SETLK refused (EAGAIN) while the holder has the lock" \
+    || bad "$1: F_SETLK not refused while the holder has the lock"
+  g=$(sed -n 's/.*granted after \([0-9.]*\)s.*/\1/p' /tmp/lp.out)
+  [ $rc = 0 ] && [ -n "$g" ] && awk -v g="$g" 'BEGIN {exit !(g >= 1.5 && g < 15)}' \
+    && ok "$1: blocked F_SETLKW granted ${g}s later, after the holder's unlock" \
+    || bad "$1: blocked F_SETLKW: rc $rc, granted after '${g}' s (want 1.5 to 15)"
+}
+# host_ask KIND TAG RELPATH: a request to the host (run-nfs4.sh) through the share: KIND
+# hostlock (the host takes an fcntl lock on RELPATH, relative to the export root, answers
+# TAG.hostlocked, unlocks when TAG.hostunlock appears and answers TAG.hostunlocked) or
+# hosttry (a non-blocking lock attempt, answered in TAG.hosttried: "EAGAIN ..." or "got ...")
+host_ask() {
+  rm -f "/host/$2".host*
+  echo "$3" > "/host/$2.tmp" && mv "/host/$2.tmp" "/host/$2.$1"
+}
+
+# --- (d) NFSv4 and NFSv3+NLM locks on the same file (one lock space on the server)
+if [ -n "${KC_V3_EXPORT:-}" ]; then
+  mkdir -p /mnt/nfsv3
+  if mount.nfs "$KC_SERVER:$KC_V3_EXPORT" /mnt/nfsv3 -o vers=3 > /tmp/m4.out 2>&1; then
+    v3d=/mnt/nfsv3/$n; ok "NFSv3 mount with NLM locking: $(grep ' /mnt/nfsv3 ' /proc/mounts | cut -d' ' -f1-4)"
+    case $(grep ' /mnt/nfsv3 ' /proc/mounts) in
+      *nolock*|*local_lock=all*|*local_lock=posix*) bad "the NFSv3 mount locks locally: $(grep ' /mnt/nfsv3 ' /proc/mounts)";;
+    esac
+    echo v3v4 > "$d/x34"; echo v3v4 > "$d/x43"
+    lock_pair "v4 holds, v3 (NLM) asks" "$d/x34" "$v3d/x34"
+    nfstool trylock "$v3d/x34" > /dev/null 2>&1; check "v3 gets the lock after the v4 holder released it (trylock rc)" 0 $?
+    lock_pair "v3 (NLM) holds, v4 asks" "$v3d/x43" "$d/x43"
+    nfstool trylock "$d/x43" > /dev/null 2>&1; check "v4 gets the lock after the v3 holder released it (trylock rc)" 0 $?
+    # a held NLM lock also stops the other NFSv4 client, and flock too
+    nfstool waitlock "$v3d/x43" 4 > /tmp/hold3.out 2>&1 &
+    hp=$!; i=0; while ! grep -q granted /tmp/hold3.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+    nfstool trylock "$d3/x43" > /dev/null 2>&1; check "client C's F_SETLK refused while the v3 mount holds the lock (rc 3 = EAGAIN)" 3 $?
+    wait $hp
+    umount /mnt/nfsv3 && ok "umount the NFSv3 mount" || bad "umount the NFSv3 mount"
+  else
+    cat /tmp/m4.out; bad "mount -o vers=3 $KC_SERVER:$KC_V3_EXPORT (with NLM locking)"
+  fi
+else echo "SKIP: NFSv4 vs NFSv3+NLM locks (no KC_V3_EXPORT)"; fi
+
+# --- (e) a local process on the server holds a lock on the exported file, and the reverse
+if [ "${KC_HOSTLOCK:-0}" = 1 ]; then
+  t=${KC_STATE_TAG:-state}
+  echo hostlock > "$d/hl"
+  host_ask hostlock "$t-hold" "$n/hl"
+  if wait_for "/host/$t-hold.hostlocked" 60 && [ "$(cat "/host/$t-hold.hostlocked")" = locked ]; then
+    ok "host process locked $n/hl (fcntl) on the server"
+    nfstool trylock "$d/hl" > /dev/null 2>&1; check "host holds the lock: v4 F_SETLK refused (rc 3 = EAGAIN)" 3 $?
+    nfstool trylock "$d2/hl" > /dev/null 2>&1; check "host holds the lock: mount B's F_SETLK refused (rc 3)" 3 $?
+    nfstool waitlock "$d/hl" > /tmp/hw.out 2>&1 &
+    wp=$!; sleep 2
+    kill -0 $wp 2>/dev/null && ok "host holds the lock: a v4 F_SETLKW waits" || bad "host holds the lock: F_SETLKW did not wait: $(cat /tmp/hw.out)"
+    touch "/host/$t-hold.hostunlock"
+    wait_for "/host/$t-hold.hostunlocked" 60 && ok "host released its lock" || bad "host never reported the unlock"
+    i=0; while kill -0 $wp 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    if kill -0 $wp 2>/dev/null; then kill -9 $wp; bad "v4 F_SETLKW not granted within 30 s of the host's unlock"
+    else wait $wp && ok "v4 F_SETLKW granted after the host's unlock: $(cat /tmp/hw.out)" || bad "v4 F_SETLKW failed: $(cat /tmp/hw.out)"; fi
+    nfstool trylock "$d/hl" > /dev/null 2>&1; check "host released: v4 F_SETLK gets the lock (rc)" 0 $?
+  else
+    touch "/host/$t-hold.hostunlock"
+    bad "host lock on $n/hl: $(cat "/host/$t-hold.hostlocked" 2>&1)"
+  fi
+  # the reverse: the v4 mount holds a lock, the host's non-blocking attempt fails
+  rm -f /tmp/go1 /tmp/go2
+  nfstool holdlock "$d/hl2" /tmp/go1 /tmp/go2 > /tmp/hl2.out 2>&1 &
+  hp=$!; i=0; while ! grep -q "holdlock: locked" /tmp/hl2.out && kill -0 $hp 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  if grep -q "holdlock: locked" /tmp/hl2.out; then
+    host_ask hosttry "$t-try1" "$n/hl2"
+    wait_for "/host/$t-try1.hosttried" 60; r=$(cat "/host/$t-try1.hosttried" 2>&1)
+    case $r in EAGAIN*) ok "v4 holds the lock: the host's F_SETLK is refused ($r)";;
+               *) bad "v4 holds the lock: the host's F_SETLK: '$r', want EAGAIN";; esac
+  else bad "v4 holder did not take its lock: $(cat /tmp/hl2.out)"; fi
+  : > /tmp/go1; : > /tmp/go2
+  i=0; while kill -0 $hp 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  kill -0 $hp 2>/dev/null && kill -9 $hp
+  wait $hp; check "v4 holder unlocked and exited (rc)" 0 $?
+  host_ask hosttry "$t-try2" "$n/hl2"
+  wait_for "/host/$t-try2.hosttried" 60; r=$(cat "/host/$t-try2.hosttried" 2>&1)
+  case $r in got*) ok "v4 released the lock: the host's F_SETLK succeeds ($r)";;
+             *) bad "v4 released the lock: the host's F_SETLK: '$r', want got";; esac
+  rm -f /host/"$t"-hold.host* /host/"$t"-try[12].host*
+else echo "SKIP: locks against a local process on the server (no host access: KC_HOSTLOCK)"; fi
 
 # --- (c) open + lock reclaimed after a server restart
 if [ "${KC_STATE_RESTART:-1}" != 0 ]; then
