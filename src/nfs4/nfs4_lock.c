@@ -264,6 +264,15 @@ static nfsstat4 nfs4_lock_locker(struct nfs4_compound *c, const locker4 *l, stru
         return nfs4_stid_lookup_seqid(c, &e->lock_stateid, STATE_STID_LOCK, e->lock_seqid, lock_stid);
     }
     const open_to_lock_owner4 *o = &l->open_owner;
+    if (c->minor == 0) {
+        /* 4.0: the new lock owner's clientid first (RFC 7530 16.10.5): an unknown one
+         * is STALE_CLIENTID (EXPIRED once discarded), before the open stateid counts */
+        struct state_client *cl;
+        s = nfs4_state_status(state_client_lookup(c->srv->state, o->lock_owner.clientid, &cl));
+        if (s != NFS4_OK)
+            return s;
+        state_client_put(cl);
+    }
     s = nfs4_stid_lookup_seqid(c, &o->open_stateid, STATE_STID_OPEN, o->open_seqid, &st);
     if (s != NFS4_OK || c->replay)
         return s;

@@ -101,6 +101,9 @@ nfsstat4 nfs4_seqid_begin(struct nfs4_compound *c, struct state_owner *o, uint32
  * answers from the owner's cache), and only then compare the stateid's seqid.
  * On a replay c->replay is set, *out is NULL and the replayed status is returned:
  * callers check c->replay before going on.
+ * An open owner's last closed open is found too (STATE_LOOKUP_ALLOW_CLOSED): a
+ * retransmitted CLOSE gets its cached reply (RFC 7530 9.10.1); anything else on it,
+ * once its seqid is accepted, is BAD_STATEID.
  */
 nfsstat4 nfs4_stid_lookup_seqid(struct nfs4_compound *c, const stateid4 *in, unsigned types, uint32_t seqid,
                                 struct state_stid **out)
@@ -110,8 +113,9 @@ nfsstat4 nfs4_stid_lookup_seqid(struct nfs4_compound *c, const stateid4 *in, uns
         return nfs4_stid_lookup(c, in, types, 0, out);
     stateid4 any = *in;
     any.seqid = 0; /* with V41: "the current seqid", i.e. no seqid check */
+    unsigned flags = STATE_LOOKUP_V41 | (types == STATE_STID_OPEN ? STATE_LOOKUP_ALLOW_CLOSED : 0);
     struct state_stid *st;
-    nfsstat4 s = nfs4_stid_lookup(c, &any, types, STATE_LOOKUP_V41, &st);
+    nfsstat4 s = nfs4_stid_lookup(c, &any, types, flags, &st);
     if (s != NFS4_OK)
         return s;
     s = nfs4_seqid_begin(c, state_stid_owner(st), seqid, false);
@@ -119,6 +123,8 @@ nfsstat4 nfs4_stid_lookup_seqid(struct nfs4_compound *c, const stateid4 *in, uns
         state_stid_put(st);
         return s;
     }
+    if (s == NFS4_OK && state_stid_closed(st))
+        s = NFS4ERR_BAD_STATEID; /* closed: only its CLOSE's replay was welcome */
     if (s == NFS4_OK) {
         struct state_stateid now;
         state_stid_stateid(st, &now);

@@ -135,6 +135,7 @@ void client_destroy_locked(struct state_server *ss, struct state_client *c, bool
     if (c->dead)
         return;
     c->dead = true;
+    expired_add_client_locked(ss, c); /* its ids answer EXPIRED from now on (4.0) */
     struct dlist *pos, *tmp;
     dlist_for_each_safe(pos, tmp, &c->sessions)
         session_destroy_locked(ss, container_of(pos, struct state_session, link));
@@ -407,12 +408,19 @@ enum state_status state_destroy_clientid(struct state_server *ss, uint64_t clien
     return st;
 }
 
+/* A clientid with no confirmed record: EXPIRED when it was a 4.0 client whose state was
+ * discarded (expired.c), else STALE_CLIENTID (unknown, unconfirmed, previous boot). */
+static enum state_status client_unknown_status_locked(struct state_server *ss, uint64_t clientid)
+{
+    return expired_clientid_locked(ss, clientid) ? STATE_ERR_EXPIRED : STATE_ERR_STALE_CLIENTID;
+}
+
 enum state_status state_client_lookup(struct state_server *ss, uint64_t clientid,
                                       struct state_client **out)
 {
     st_lock(ss);
     struct state_client *c = client_find_locked(ss, clientid);
-    enum state_status st = STATE_ERR_STALE_CLIENTID;
+    enum state_status st = client_unknown_status_locked(ss, clientid);
     if (c && c->confirmed) {
         client_renew_locked(ss, c);
         c->refs++;
@@ -427,7 +435,7 @@ enum state_status state_renew(struct state_server *ss, uint64_t clientid)
 {
     st_lock(ss);
     struct state_client *c = client_find_locked(ss, clientid);
-    enum state_status st = STATE_ERR_STALE_CLIENTID;
+    enum state_status st = client_unknown_status_locked(ss, clientid);
     if (c && c->confirmed) {
         client_renew_locked(ss, c);
         st = (!dlist_empty(&c->delegs) && !client_cb_up_locked(c)) ? STATE_ERR_CB_PATH_DOWN : STATE_OK;

@@ -91,6 +91,15 @@ void owner_destroy_locked(struct state_server *ss, struct state_owner *o)
     struct dlist *pos, *tmp;
     dlist_for_each_safe(pos, tmp, &o->stids)
         stid_unhash_locked(ss, container_of(pos, struct state_stid, owner_link));
+    if (o->closed)
+        stid_forget_closed_locked(ss, o->closed);
+    if (ss->destroying && o->lo) {
+        /* Teardown: the lock space's owner goes now, while the space surely exists
+         * (peernfsd destroys it after us); a reference someone still holds on this
+         * owner must not reach the space later. Its locks go with the host release. */
+        lock_owner_put(o->lo);
+        o->lo = NULL;
+    }
     htab_remove(&ss->owners, &o->h);
     dlist_del(&o->link);
     o->client->nowners--;
@@ -176,8 +185,11 @@ enum state_status state_owner_seqid_begin(struct state_owner *o, uint32_t seqid,
         o->reply_cached = false;
         st = STATE_OK;
     }
-    if (st == STATE_OK)
+    if (st == STATE_OK) {
         o->busy = true;
+        if (o->closed) /* a new op: the last CLOSE can no longer be replayed */
+            stid_forget_closed_locked(ss, o->closed);
+    }
     st_unlock(ss);
     return st;
 }
@@ -214,7 +226,9 @@ static bool share_valid(uint32_t access, uint32_t deny)
            deny <= STATE_SHARE_DENY_BOTH;
 }
 
-/* Another owner's open that conflicts with (access, deny), or NULL. A courtesy client's
+/* An open of the file that conflicts with (access, deny), or NULL. The asking owner's
+ * own open counts (as knfsd: an owner's deny READ refuses its own later OPEN for READ);
+ * an upgrade that does not conflict with it merges into it. A courtesy client's
  * conflicting opens are expired on the way: *restart tells the caller to look again. */
 static struct state_stid *share_conflict_locked(struct state_server *ss, struct state_file *f,
                                                 struct state_owner *self, uint32_t access,
@@ -224,8 +238,6 @@ static struct state_stid *share_conflict_locked(struct state_server *ss, struct 
     struct dlist *pos, *tmp;
     dlist_for_each_safe(pos, tmp, &f->opens) {
         struct state_stid *x = container_of(pos, struct state_stid, file_link);
-        if (x->owner == self)
-            continue;
         if (!(x->share_deny & access) && !(x->share_access & deny))
             continue;
         if (x->client != (self ? self->client : NULL) && client_expire_if_courtesy_locked(ss, x->client)) {
@@ -327,6 +339,11 @@ enum state_status state_open(struct state_server *ss, const struct state_open_ar
     res->open = open;
     res->stateid.seqid = open->seqid;
     memcpy(res->stateid.other, open->other, STATE_STATEID_OTHER_SIZE);
+    /* A reclaim confirms its owner: the client knew it before the restart, and a
+     * Linux client sends no GETFH with a CLAIM_PREVIOUS open, so it could not even
+     * name the file in an OPEN_CONFIRM (knfsd does the same). */
+    if (args->claim == STATE_CLAIM_PREVIOUS)
+        o->confirmed = true;
     res->confirm_needed = c->minorversion == 0 && !o->confirmed;
     if (!res->confirm_needed)
         client_record_locked(ss, c);
@@ -339,11 +356,6 @@ enum state_status state_open(struct state_server *ss, const struct state_open_ar
             res->deleg_type = d->dtype;
             res->deleg_stateid.seqid = d->seqid;
             memcpy(res->deleg_stateid.other, d->other, STATE_STATEID_OTHER_SIZE);
-    /* A reclaim confirms its owner: the client knew it before the restart, and a
-     * Linux client sends no GETFH with a CLAIM_PREVIOUS open, so it could not even
-     * name the file in an OPEN_CONFIRM (knfsd does the same). */
-    if (args->claim == STATE_CLAIM_PREVIOUS)
-        o->confirmed = true;
         }
     }
     client_renew_locked(ss, c);
@@ -461,6 +473,8 @@ enum state_status state_close(struct state_server *ss, struct state_stid *open,
         out->seqid = open->seqid;
         memcpy(out->other, open->other, STATE_STATEID_OTHER_SIZE);
         stid_unhash_locked(ss, open);
+        if (open->client->minorversion == 0) /* 4.1 replays come from the slot cache */
+            stid_keep_closed_locked(ss, open);
         st = STATE_OK;
     }
     st_unlock(ss);

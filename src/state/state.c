@@ -330,6 +330,7 @@ struct state_server *state_server_create(const struct state_params *params)
     p->max_opens_per_owner = dflt(p->max_opens_per_owner, 16384);
     p->max_stids = dflt(p->max_stids, 1u << 20);
     p->max_reply_cache = dflt(p->max_reply_cache, 8192);
+    p->max_expired_ids = dflt(p->max_expired_ids, 65536);
     channel_defaults(&p->fore_max, (1u << 20) + 8192, 8192, 16, 64);
     channel_defaults(&p->back_max, 65536, 4096, 8, 4);
     if (!p->clock_ms)
@@ -353,6 +354,7 @@ struct state_server *state_server_create(const struct state_params *params)
     htab_init(&ss->files);
     htab_init(&ss->owners);
     htab_init(&ss->reclaim);
+    htab_init(&ss->expired_tab);
     st_random(&ss->seed, sizeof(ss->seed));
     ss->next_client = 1;
     ss->next_stid = 1;
@@ -390,6 +392,7 @@ void state_server_destroy(struct state_server *ss)
     htab_free(&ss->files);
     htab_free(&ss->owners);
     htab_free(&ss->reclaim);
+    expired_free(ss);
     pthread_mutex_destroy(&ss->mu);
     pthread_mutex_destroy(&ss->db_mu);
     free(ss->state_dir);

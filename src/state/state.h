@@ -124,6 +124,9 @@ struct state_params {
     unsigned max_opens_per_owner;     /* open stateids per open owner; 0 = 16384 */
     unsigned max_stids;               /* every stateid in the server; 0 = 1M */
     unsigned max_reply_cache;         /* 4.0 owner reply cache bytes per owner; 0 = 8192 */
+    /* Stateids and clientids of discarded 4.0 clients remembered to answer EXPIRED
+     * (oldest forgotten first); 0 = 65536. */
+    unsigned max_expired_ids;
     bool delegations;                 /* grant delegations at all */
     struct state_channel_attrs fore_max; /* zeros = 1 MiB + 8 KiB sizes, 64 slots, 16 ops */
     struct state_channel_attrs back_max; /* zeros = 64 KiB sizes, 4 slots, 8 ops */
@@ -267,11 +270,12 @@ enum state_status state_exchange_id(struct state_server *ss, const void *owner, 
 enum state_status state_destroy_clientid(struct state_server *ss, uint64_t clientid);
 
 /* A confirmed client by clientid, lease renewed (also ends a courtesy period).
- * *out referenced. Errors: STALE_CLIENTID (previous boot, unknown or unconfirmed). */
+ * *out referenced. Errors: STALE_CLIENTID (previous boot, unknown or unconfirmed),
+ * EXPIRED (a 4.0 client whose state was discarded: see state_stateid_lookup). */
 enum state_status state_client_lookup(struct state_server *ss, uint64_t clientid,
                                       struct state_client **out);
 /* 4.0 RENEW: renews; CB_PATH_DOWN when the client holds delegations and its callback
- * path is marked down; STALE_CLIENTID when unknown. */
+ * path is marked down; STALE_CLIENTID when unknown; EXPIRED as state_client_lookup. */
 enum state_status state_renew(struct state_server *ss, uint64_t clientid);
 
 struct state_client *state_client_ref(struct state_client *c);
@@ -434,6 +438,8 @@ enum state_status state_slot_cache_reply(struct state_slot *slot, const void *by
  * was not cached is remembered as uncached (replay = RETRY_UNCACHED_REP). */
 void state_slot_done(struct state_slot *slot);
 
+/* The fore channel's negotiated attributes (ca_maxoperations, ca_maxrequestsize, ...). */
+void state_session_fore_attrs(const struct state_session *s, struct state_channel_attrs *out);
 struct state_session *state_session_ref(struct state_session *s);
 void state_session_put(struct state_session *s);
 struct state_client *state_session_client(struct state_session *s); /* borrowed */
@@ -483,14 +489,20 @@ enum state_special state_stateid_special(const struct state_stateid *sid);
 /* lookup flags */
 #define STATE_LOOKUP_V41          0x1u /* seqid 0 means "the current seqid" */
 #define STATE_LOOKUP_ALLOW_REVOKED 0x2u /* return revoked delegations (DELEGRETURN, FREE_STATEID) */
-#define STATE_LOOKUP_ALLOW_CLOSED  0x4u /* (reserved) */
+/* 4.0: also find an open owner's last closed open stateid (kept for a replay of its
+ * CLOSE until the owner's next seqid-mutating op starts, RFC 7530 9.1.7/9.10.1); the
+ * object returned is closed (ops on it answer BAD_STATEID) */
+#define STATE_LOOKUP_ALLOW_CLOSED  0x4u
 
 /* Find a stateid's object. types = mask of STATE_STID_*; client = the session's client
  * (4.1: the stateid must be that client's, else BAD_STATEID) or NULL (4.0). Renews the
  * owning client's lease. Order of checks: other of another boot: STALE_STATEID; unknown
- * / wrong type / wrong client: BAD_STATEID; revoked deleg: DELEG_REVOKED; admin-revoked:
- * ADMIN_REVOKED; seqid (unless 0 with V41) lower than current: OLD_STATEID, higher:
- * BAD_STATEID. *out referenced (state_stid_put). */
+ * / wrong type / wrong client: BAD_STATEID — but EXPIRED (4.0, client NULL) for a
+ * stateid of a 4.0 client whose state was discarded (lease expiry, courtesy expiry,
+ * replacement by its reboot; remembered for the last max_expired_ids stateids);
+ * revoked deleg: DELEG_REVOKED; admin-revoked: ADMIN_REVOKED; seqid (unless 0 with
+ * V41) lower than current: OLD_STATEID, higher: BAD_STATEID. *out referenced
+ * (state_stid_put). */
 enum state_status state_stateid_lookup(struct state_server *ss, struct state_client *client,
                                        const struct state_stateid *sid, unsigned types,
                                        unsigned flags, struct state_stid **out);
@@ -501,13 +513,18 @@ enum state_stid_type state_stid_type(const struct state_stid *st);
 /* The current wire stateid (seqid as of now). */
 void state_stid_stateid(struct state_stid *st, struct state_stateid *out);
 struct state_client *state_stid_client(struct state_stid *st); /* borrowed */
+/* Closed, expired, freed or revoked-and-freed: the object is no longer in use (ops on
+ * it answer BAD_STATEID). A lookup returns one only with STATE_LOOKUP_ALLOW_CLOSED. */
+bool state_stid_closed(struct state_stid *st);
 /* The file key the state is on (valid while st is referenced). */
 const void *state_stid_file_key(const struct state_stid *st, size_t *len);
 /* OPEN/LOCK: the open's current share_access / share_deny (a lock stateid: of its open). */
 uint32_t state_stid_share_access(struct state_stid *st);
 uint32_t state_stid_share_deny(struct state_stid *st);
 /* May this stateid be used for READ (write=false) or WRITE? OK, OPENMODE (the open lacks
- * the access; a read delegation for WRITE), BAD_STATEID (closed meanwhile). */
+ * the access; a read delegation for WRITE), BAD_STATEID (closed meanwhile). A write-only
+ * open may READ (as knfsd allows: the Linux client reads through it to fill a partial
+ * page it writes). */
 enum state_status state_stid_check_io(struct state_stid *st, bool write);
 
 /* TEST_STATEID for one stateid: the lookup's status (OK or the error), no lease renewal
@@ -544,7 +561,8 @@ bool state_owner_confirmed(struct state_owner *o);
 /* 4.0 seqid of a seqid-mutating op by this owner (RFC 7530 9.1.7); BAD_STATEID when
  * the owner's client is gone:
  *  - an owner just created (or unconfirmed, when is_open): any seqid starts it: OK;
- *  - seqid == last + 1: OK (the op runs; then call state_owner_seqid_end);
+ *  - seqid == last + 1: OK (the op runs; then call state_owner_seqid_end); the owner's
+ *    last closed open (kept for a CLOSE replay) is forgotten;
  *  - seqid == last and a reply is cached: REPLAY, *replay and *replay_len = a malloc'd copy
  *    of the cached reply (caller sends it and frees it; no _end call);
  *  - another op of this owner is between begin and end: DELAY;
@@ -616,8 +634,10 @@ struct state_open_res {
  *    RECLAIM_BAD;
  *  - conflicting delegations of other clients: recalls are queued (work_ready called),
  *    DELAY (courtesy holders are expired instead);
- *  - share reservations: a conflict with another owner's open: SHARE_DENIED (a courtesy
- *    client's conflicting opens are expired instead);
+ *  - share reservations: a conflict with an open of the file: SHARE_DENIED (a courtesy
+ *    client's conflicting opens are expired instead). The owner's own open counts too
+ *    (as knfsd: its deny READ refuses its own OPEN for READ, its READ access its own
+ *    deny READ);
  *  - same owner + file: upgrade (union of modes, same stateid, seqid + 1);
  *  - else a new open stateid (seqid 1).
  * The first open of a client records it for reclaim (4.1: here; 4.0: at OPEN_CONFIRM or
@@ -640,7 +660,9 @@ enum state_status state_open_downgrade(struct state_server *ss, struct state_sti
 
 /* CLOSE: LOCKS_HELD when one of the open's lock stateids' owners still holds locks on
  * the file (has_locks asked outside the state lock; NULL = assume none); otherwise the
- * open and its lock stateids are released (*out = the closed stateid with seqid + 1). */
+ * open and its lock stateids are released (*out = the closed stateid with seqid + 1).
+ * A 4.0 open stays findable with STATE_LOOKUP_ALLOW_CLOSED as its owner's last closed
+ * one (for the CLOSE's replay) until the owner's next state_owner_seqid_begin. */
 enum state_status state_close(struct state_server *ss, struct state_stid *open,
                               state_has_locks_fn has_locks, void *ctx,
                               struct state_stateid *out);

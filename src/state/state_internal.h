@@ -110,6 +110,12 @@ struct state_server {
     bool in_grace;
     uint64_t grace_end_ms;
     bool destroying;         /* server teardown: records are kept */
+
+    /* ids of discarded 4.0 clients answering EXPIRED (expired.c): a FIFO ring of
+     * expired_cap entries, hashed by key */
+    struct expired_entry *expired;
+    size_t expired_cap, expired_next;
+    struct htab expired_tab;
 };
 
 struct state_client {
@@ -209,6 +215,9 @@ struct state_owner {
     size_t reply_len;
     bool reply_cached;
     struct lock_owner *lo; /* lock owners: the lock space's owner */
+    /* 4.0 open owners: the last closed open, still in ss->stids (dead) with a reference
+     * of this field, for a replay of its CLOSE (STATE_LOOKUP_ALLOW_CLOSED) */
+    struct state_stid *closed;
     size_t key_len;
     uint8_t key[]; /* owner bytes */
 };
@@ -252,6 +261,19 @@ void st_random(void *buf, size_t len);
 void st_put_be32(uint8_t *p, uint32_t v);
 void st_put_be64(uint8_t *p, uint64_t v);
 
+/* expired.c: EXPIRED for the ids of discarded 4.0 clients (a stateid's other, or the
+ * clientid as 8 bytes BE + 4 zero bytes: a stateid's last byte, its type, is never 0) */
+#define EXPIRED_KEY_SIZE STATE_STATEID_OTHER_SIZE
+struct expired_entry {
+    struct hnode h;
+    bool used;
+    uint8_t key[EXPIRED_KEY_SIZE];
+};
+void expired_add_client_locked(struct state_server *ss, struct state_client *c);
+bool expired_stateid_locked(struct state_server *ss, const uint8_t other[STATE_STATEID_OTHER_SIZE]);
+bool expired_clientid_locked(struct state_server *ss, uint64_t clientid);
+void expired_free(struct state_server *ss);
+
 /* client.c */
 void client_put_locked(struct state_client *c);
 void client_destroy_locked(struct state_server *ss, struct state_client *c, bool drop_record);
@@ -271,6 +293,8 @@ struct state_stid *stid_new_locked(struct state_server *ss, enum state_stid_type
                                    struct state_client *c, struct state_file *f);
 void stid_unhash_locked(struct state_server *ss, struct state_stid *st);
 void stid_put_locked(struct state_stid *st);
+bool stid_keep_closed_locked(struct state_server *ss, struct state_stid *st);
+void stid_forget_closed_locked(struct state_server *ss, struct state_stid *st);
 struct state_file *file_get_locked(struct state_server *ss, const void *key, size_t len, bool create);
 void file_put_locked(struct state_file *f);
 

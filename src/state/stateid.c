@@ -135,6 +135,35 @@ void stid_unhash_locked(struct state_server *ss, struct state_stid *st)
     stid_put_locked(st);
 }
 
+/* 4.0 CLOSE: the open, just unhashed, goes back into the table (dead) as its owner's
+ * last closed open, so that a retransmitted CLOSE finds its owner's reply cache. The
+ * table's reference is the owner's `closed` field. False: no memory (the replay then
+ * answers BAD_STATEID, as without this). */
+bool stid_keep_closed_locked(struct state_server *ss, struct state_stid *st)
+{
+    struct state_owner *o = st->owner;
+    if (!o || st->type != STATE_STID_OPEN || !st->dead || o->closed == st)
+        return false;
+    if (o->closed)
+        stid_forget_closed_locked(ss, o->closed);
+    if (!htab_insert(&ss->stids, &st->h, other_hash(ss, st->other)))
+        return false;
+    st->refs++;
+    o->closed = st;
+    return true;
+}
+
+/* The owner's next seqid-mutating op, or its end: the closed open leaves the table. */
+void stid_forget_closed_locked(struct state_server *ss, struct state_stid *st)
+{
+    struct state_owner *o = st->owner;
+    if (!o || o->closed != st)
+        return;
+    o->closed = NULL;
+    htab_remove(&ss->stids, &st->h);
+    stid_put_locked(st);
+}
+
 void stid_put_locked(struct state_stid *st)
 {
     if (--st->refs)
@@ -184,7 +213,13 @@ static enum state_status lookup_locked(struct state_server *ss, struct state_cli
             break;
         }
     }
-    if (!st || st->dead || !(st->type & types) || (client && st->client != client))
+    if (!st || (st->dead && !(flags & STATE_LOOKUP_ALLOW_CLOSED))) {
+        /* A dead stid still hashed is an owner's last closed open (stid_keep_closed) */
+        if (!client && expired_stateid_locked(ss, sid->other))
+            return STATE_ERR_EXPIRED; /* 4.0: its client's state was discarded */
+        return STATE_ERR_BAD_STATEID;
+    }
+    if (!(st->type & types) || (client && st->client != client))
         return STATE_ERR_BAD_STATEID;
     if (st->revoked && !(flags & STATE_LOOKUP_ALLOW_REVOKED))
         return STATE_ERR_DELEG_REVOKED;
@@ -242,6 +277,14 @@ void state_stid_stateid(struct state_stid *st, struct state_stateid *out)
 
 struct state_client *state_stid_client(struct state_stid *st) { return st->client; }
 
+bool state_stid_closed(struct state_stid *st)
+{
+    st_lock(st->ss);
+    bool dead = st->dead;
+    st_unlock(st->ss);
+    return dead;
+}
+
 const void *state_stid_file_key(const struct state_stid *st, size_t *len)
 {
     *len = st->file->key_len;
@@ -280,8 +323,8 @@ enum state_status state_stid_check_io(struct state_stid *st, bool write)
         r = STATE_ERR_DELEG_REVOKED;
     else if (st->dead || (o && o->dead))
         r = STATE_ERR_BAD_STATEID;
-    else if (o)
-        r = (o->share_access & (write ? STATE_SHARE_ACCESS_WRITE : STATE_SHARE_ACCESS_READ))
+    else if (o) /* any open may READ: a write-only one too (knfsd; Linux partial-page writes) */
+        r = (o->share_access & (write ? STATE_SHARE_ACCESS_WRITE : STATE_SHARE_ACCESS_BOTH))
                 ? STATE_OK : STATE_ERR_OPENMODE;
     else if (st->type == STATE_STID_DELEG && write && st->dtype != STATE_DELEG_WRITE)
         r = STATE_ERR_OPENMODE;

@@ -24,7 +24,7 @@ NFS4_OK, NFS4ERR_NOFILEHANDLE, NFS4ERR_RESTOREFH, NFS4ERR_BADXDR = 0, 10020, 100
 NFS4ERR_MINOR_VERS_MISMATCH, NFS4ERR_RESOURCE, NFS4ERR_OP_ILLEGAL = 10021, 10018, 10044
 NFS4ERR_BADHANDLE, NFS4ERR_NOTSUPP, NFS4ERR_SEQ_MISORDERED, NFS4ERR_SEQUENCE_POS = 10001, 10004, 10063, 10064
 NFS4ERR_OP_NOT_IN_SESSION, NFS4ERR_NOT_ONLY_OP, NFS4ERR_TOO_MANY_OPS = 10071, 10081, 10070
-NFS4ERR_BADSESSION, NFS4ERR_STALE_CLIENTID = 10052, 10022
+NFS4ERR_BADSESSION, NFS4ERR_STALE_CLIENTID, NFS4ERR_INVAL = 10052, 10022, 22
 
 
 def u32(v):
@@ -180,6 +180,44 @@ class Nfs4Wire(unittest.TestCase):
         body = self.compound(ops)
         st, _, n, _ = parse_compound(body)
         self.assertEqual((st, n), (NFS4_OK, len(ops)), "LOOKUP of the export path from the pseudo root")
+
+    def results_tail(self, body, nfixed):
+        """The bytes after the first nfixed status-only results (opnum + status each)."""
+        (tlen,) = struct.unpack(">I", body[4:8])
+        off = 8 + ((tlen + 3) & ~3) + 4 + 8 * nfixed
+        return body[off:]
+
+    def test_access_supported_by_type(self):
+        # ACCESS4resok.supported holds only the bits meaningful for a directory (pynfs ACC2d):
+        # READ 1, LOOKUP 2, MODIFY 4, EXTEND 8, DELETE 0x10 — never EXECUTE 0x20
+        path = [p for p in self.srv.export.split("/") if p]
+        lookups = [u32(OP_LOOKUP) + w.opaque(p.encode()) for p in path]
+        for ops in ([op_putrootfh()], [op_putrootfh()] + lookups):
+            for asked in (0x3F, 0x20, 0x02):
+                body = self.compound(ops + [u32(OP_ACCESS) + u32(asked)])
+                st, _, n, _ = parse_compound(body)
+                self.assertEqual((st, n), (NFS4_OK, len(ops) + 1))
+                opnum, ost, supported, access = struct.unpack(">IIII", self.results_tail(body, len(ops))[:16])
+                self.assertEqual((opnum, ost), (OP_ACCESS, NFS4_OK))
+                self.assertEqual(supported, asked & 0x1F, f"asked {asked:#x}")
+                self.assertEqual(access & ~supported, 0)
+
+    def test_bad_utf8_tag_is_inval(self):
+        # pynfs COMP3: a tag that is not UTF-8 (or is U+FFFE) is INVAL, echoed, no results
+        for minor in (0, 1):
+            for tag in (b"\xc0\xc1", b"\xef\xbf\xbe", b"ok\xff"):
+                body = self.compound([op_putrootfh()], minor=minor, tag=tag)
+                st, rtag, n, _ = parse_compound(body)
+                self.assertEqual((st, rtag, n), (NFS4ERR_INVAL, tag, 0), f"minor {minor} tag {tag!r}")
+        body = self.compound([op_putrootfh()], tag="caf\u00e9".encode())
+        self.assertEqual(parse_compound(body)[0], NFS4_OK)
+
+    def test_lookup_noncharacter_is_inval(self):
+        # pynfs LOOK7: U+FFFE / U+FFFF in a name are INVAL (not NOENT)
+        for name in (b"\xef\xbf\xbe", b"a\xef\xbf\xbf"):
+            body = self.compound([op_putrootfh(), u32(OP_LOOKUP) + w.opaque(name)])
+            st, _, n, _ = parse_compound(body)
+            self.assertEqual((st, n), (NFS4ERR_INVAL, 2), repr(name))
 
     # ---- 4.1 ----
 

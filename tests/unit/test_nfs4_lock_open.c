@@ -396,6 +396,67 @@ static void test_open_lock_close(uint64_t cl1, uint64_t cl2)
     CHECK_EQ(ls.fds, 0);
 }
 
+/* pynfs 4.0 cases: CLOSE replays (CLOSE10, CLOSE12), READ through a write-only open
+ * (OPEN23b), LOCK's clientid checked first (LOCK10), an owner's own deny (OPEN21). */
+static void test_pynfs40(uint64_t cl)
+{
+    struct opened a1, a2;
+    CHECK_EQ(open_name(cl, "rp-owner", 0, "rp1", true, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_BOTH, 0, &a1), NFS4_OK);
+    CHECK_EQ(open_confirm(&a1, 1), NFS4_OK);
+    CHECK_EQ(open_name(cl, "rp-owner", 2, "rp2", true, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_BOTH, 0, &a2), NFS4_OK);
+    /* CLOSE, then its retransmission (same seqid, the stateid as it was): the cached reply */
+    struct opened closed = a1;
+    CHECK_EQ(close_open(&closed, 3), NFS4_OK);
+    CHECK_EQ(closed.sid.seqid, a1.sid.seqid + 1);
+    struct opened again = a1;
+    CHECK_EQ(close_open(&again, 3), NFS4_OK);
+    CHECK(last_was_replay); /* (run() does not decode the replayed bytes) */
+    again = a1;
+    CHECK_EQ(close_open(&again, 3), NFS4_OK); /* and again */
+    CHECK(last_was_replay);
+    /* not a replay: the closed stateid is no use */
+    again = closed;
+    CHECK_EQ(close_open(&again, 4), NFS4ERR_BAD_STATEID);
+    CHECK(!last_was_replay);
+    /* the owner goes on with its other open (CLOSE12); then the first CLOSE is forgotten */
+    CHECK_EQ(close_open(&a2, 4), NFS4_OK);
+    again = a1;
+    CHECK_EQ(close_open(&again, 3), NFS4ERR_BAD_STATEID);
+    /* ... and the second one's replay still works */
+    again = a2;
+    again.sid.seqid--;
+    CHECK_EQ(close_open(&again, 4), NFS4_OK);
+    CHECK(last_was_replay);
+
+    /* OPEN23b: READ with a write-only open's stateid */
+    struct opened w;
+    CHECK_EQ(open_name(cl, "wo-owner", 0, "wo", true, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_WRITE, 0, &w), NFS4_OK);
+    CHECK_EQ(open_confirm(&w, 1), NFS4_OK);
+    cc.cur = w.fh;
+    CHECK_EQ(nfs4_check_io_stateid(&cc, &w.sid, false), NFS4_OK);
+    CHECK_EQ(nfs4_check_io_stateid(&cc, &w.sid, true), NFS4_OK);
+
+    /* LOCK10: open_to_lock_owner with an unknown clientid: STALE_CLIENTID before the
+     * stateid, and the open owner's seqid is not consumed */
+    stateid4 l;
+    CHECK_EQ(lock_new(&w, 2, 0, "lk10", WRITE_LT, 0, 10, &l, NULL), NFS4ERR_STALE_CLIENTID);
+    CHECK_EQ(lock_new(&w, 2, (uint64_t)state_boot_epoch(srv.state) << 32 | 0xfffffff, "lk10", WRITE_LT, 0, 10, &l,
+                      NULL),
+             NFS4ERR_STALE_CLIENTID);
+    CHECK_EQ(lock_new(&w, 2, cl, "lk10", WRITE_LT, 0, 10, &l, NULL), NFS4_OK);
+    CHECK_EQ(locku(&w, &l, 1, 0, 10), NFS4_OK);
+
+    /* OPEN21: the owner's own deny READ refuses its own OPEN for READ */
+    struct opened d;
+    CHECK_EQ(open_name(cl, "wo-owner", 3, "dr", true, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_BOTH, OPEN4_SHARE_DENY_READ,
+                       &d),
+             NFS4_OK);
+    CHECK_EQ(open_name(cl, "wo-owner", 4, "dr", false, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_READ, 0, NULL),
+             NFS4ERR_SHARE_DENIED);
+    CHECK_EQ(close_open(&d, 5), NFS4_OK);
+    CHECK_EQ(close_open(&w, 6), NFS4_OK);
+}
+
 static void test_deleg_ops(void)
 {
     nfs_argop4 a;
@@ -456,6 +517,7 @@ static void test_v41(void)
     a.oplock.locker.new_lock_owner = true;
     a.oplock.locker.open_owner.open_stateid = current;
     a.oplock.locker.open_owner.lock_owner.owner = (struct xdr_opaque){4, (const uint8_t *)"l41"};
+    a.oplock.locker.open_owner.lock_owner.clientid = 0; /* ignored in 4.1: the session's client */
     CHECK_EQ(run(nfs4_op_lock, OP_LOCK, &a, &r), NFS4_OK);
     struct lock_space_stats ls;
     lock_space_stats(srv.locks, &ls);
@@ -477,6 +539,8 @@ static void test_v41(void)
     lock_space_stats(srv.locks, &ls);
     CHECK_EQ(ls.fds, 0);
     CHECK_EQ(nfs4_check_io_stateid(&cc, &open_sid, false), NFS4ERR_BAD_STATEID);
+    /* 4.1 keeps no closed stateid (replays come from the slot cache) */
+    CHECK_EQ(run(nfs4_op_close, OP_CLOSE, &a, &r), NFS4ERR_BAD_STATEID);
 
     cc.minor = 0;
     cc.client = NULL;
@@ -564,6 +628,7 @@ int main(void)
     uint64_t cl1 = new_client("client-one"), cl2 = new_client("client-two");
     test_open_create_modes(cl1);
     test_open_lock_close(cl1, cl2);
+    test_pynfs40(cl1);
     test_deleg_ops();
     test_v41();
     teardown();

@@ -108,7 +108,8 @@ static void test_setclientid(void)
     CHECK(cid2 != cid);
     CHECK_ST(state_renew(ss, cid), STATE_OK); /* still there until the confirm */
     CHECK_ST(state_setclientid_confirm(ss, cid2, conf2, &P1), STATE_OK);
-    CHECK_ST(state_renew(ss, cid), STATE_ERR_STALE_CLIENTID);
+    /* the old record's state was discarded: EXPIRED, as knfsd (pynfs CID1) */
+    CHECK_ST(state_renew(ss, cid), STATE_ERR_EXPIRED);
     CHECK_ST(state_renew(ss, cid2), STATE_OK);
     CHECK(state_owner_seqid_begin(o, 1, true, &(void *){0}, &(size_t){0}) == STATE_ERR_BAD_STATEID);
     state_owner_put(o);
@@ -422,23 +423,39 @@ static void test_stateids_and_opens(void)
     oa.share_deny = STATE_SHARE_DENY_READ;
     CHECK_ST(state_open(ss, &oa, &res2), STATE_ERR_SHARE_DENIED);
     CHECK(res2.open == NULL);
+    /* the owner's own deny WRITE refuses its own OPEN for WRITE (as knfsd; pynfs OPEN25) */
     oa.share_deny = STATE_SHARE_DENY_NONE;
+    CHECK_ST(state_open(ss, &oa, &res2), STATE_ERR_SHARE_DENIED);
+    CHECK(res2.open == NULL && state_stid_share_access(res.open) == STATE_SHARE_ACCESS_READ);
+    /* a compatible upgrade: same stateid, seqid + 1, modes as the union */
+    oa.share_access = STATE_SHARE_ACCESS_READ;
     struct state_open_res res3;
     CHECK_ST(state_open(ss, &oa, &res3), STATE_OK);
     CHECK(res3.open == res.open && res3.stateid.seqid == 3 && !res3.confirm_needed);
-    CHECK(state_stid_share_access(res.open) == STATE_SHARE_ACCESS_BOTH);
     CHECK(state_stid_share_deny(res.open) == STATE_SHARE_DENY_WRITE);
     state_stid_put(res3.open);
+    /* without its deny WRITE (deny NONE was OPENed: a downgrade may go there) the owner
+     * may upgrade to WRITE */
+    CHECK_ST(state_open_downgrade(ss, res.open, STATE_SHARE_ACCESS_READ, STATE_SHARE_DENY_NONE, &sid), STATE_OK);
+    CHECK(sid.seqid == 4);
+    oa.share_access = STATE_SHARE_ACCESS_WRITE;
+    CHECK_ST(state_open(ss, &oa, &res3), STATE_OK);
+    CHECK(res3.open == res.open && res3.stateid.seqid == 5);
+    CHECK(state_stid_share_access(res.open) == STATE_SHARE_ACCESS_BOTH);
+    CHECK(state_stid_share_deny(res.open) == STATE_SHARE_DENY_NONE);
+    state_stid_put(res3.open);
     /* downgrade: must be a subset AND a mode used before */
-    CHECK_ST(state_open_downgrade(ss, res.open, STATE_SHARE_ACCESS_BOTH, STATE_SHARE_DENY_WRITE, &sid),
+    CHECK_ST(state_open_downgrade(ss, res.open, STATE_SHARE_ACCESS_BOTH, STATE_SHARE_DENY_NONE, &sid),
              STATE_ERR_INVAL); /* BOTH never opened as such */
-    CHECK_ST(state_open_downgrade(ss, res.open, STATE_SHARE_ACCESS_READ, STATE_SHARE_DENY_BOTH, &sid),
+    CHECK_ST(state_open_downgrade(ss, res.open, STATE_SHARE_ACCESS_READ, STATE_SHARE_DENY_WRITE, &sid),
              STATE_ERR_INVAL); /* not a subset */
     CHECK_ST(state_open_downgrade(ss, res.open, STATE_SHARE_ACCESS_WRITE, STATE_SHARE_DENY_NONE, &sid), STATE_OK);
-    CHECK(sid.seqid == 4);
+    CHECK(sid.seqid == 6);
     CHECK_ST(state_open_downgrade(ss, res.open, STATE_SHARE_ACCESS_READ, STATE_SHARE_DENY_NONE, &sid),
              STATE_ERR_INVAL); /* read is no longer held */
     CHECK_ST(state_stid_check_io(res.open, true), STATE_OK);
+    /* a write-only open may READ too (knfsd; the Linux client fills partial pages) */
+    CHECK_ST(state_stid_check_io(res.open, false), STATE_OK);
 
     /* 4.0 lock owner: open_to_lock_owner, seqid replay */
     struct state_stid *lst;
@@ -468,13 +485,25 @@ static void test_stateids_and_opens(void)
     state_stid_put(lst2);
     /* CLOSE without a has_locks callback: the lock stateid goes with the open */
     CHECK_ST(state_close(ss, res.open, NULL, NULL, &sid), STATE_OK);
-    CHECK(sid.seqid == 5);
+    CHECK(sid.seqid == 7);
     CHECK_ST(state_stid_check_io(lst, false), STATE_ERR_BAD_STATEID);
     CHECK_ST(state_release_lockowner(ss, cid, "lk", 2, NULL, NULL), STATE_OK);
     CHECK_ST(state_release_lockowner(ss, cid, "lk", 2, NULL, NULL), STATE_OK); /* unknown: OK */
     state_stid_put(lst);
     q = sid;
     CHECK_ST(state_stateid_lookup(ss, NULL, &q, STATE_STID_OPEN, 0, &st), STATE_ERR_BAD_STATEID);
+    /* 4.0: the owner's last closed open stays findable for its CLOSE's replay ... */
+    CHECK_ST(state_stateid_lookup(ss, NULL, &q, STATE_STID_OPEN, STATE_LOOKUP_ALLOW_CLOSED, &st), STATE_OK);
+    CHECK(st == res.open && state_stid_closed(st));
+    CHECK_ST(state_close(ss, st, NULL, NULL, &sid), STATE_ERR_BAD_STATEID);
+    state_stid_put(st);
+    CHECK_ST(state_stateid_lookup(ss, c2, &q, STATE_STID_OPEN, STATE_LOOKUP_ALLOW_CLOSED, &st),
+             STATE_ERR_BAD_STATEID); /* another client's */
+    /* ... until the owner's next seqid-mutating op starts */
+    CHECK_ST(state_owner_seqid_begin(o, 7, false, &rep, &replen), STATE_OK);
+    state_owner_seqid_end(o, 7, true, "CLOSED", 6);
+    CHECK_ST(state_stateid_lookup(ss, NULL, &q, STATE_STID_OPEN, STATE_LOOKUP_ALLOW_CLOSED, &st),
+             STATE_ERR_BAD_STATEID);
     state_stid_put(res.open);
     state_owner_put(o);
     state_owner_put(o2);
@@ -649,7 +678,13 @@ static void test_delegations(void)
     CHECK(!state_deleg_break_for_file(ss, "FILE-E", 6, true));
     state_stats(ss, &sst);
     CHECK(sst.clients == 1 && sst.courtesy_clients == 0 && sst.delegs == 0);
-    CHECK_ST(state_renew(ss, cid), STATE_ERR_STALE_CLIENTID);
+    /* the discarded 4.0 client's ids answer EXPIRED (pynfs CLOSE8/9, CID1, LKU10) */
+    CHECK_ST(state_renew(ss, cid), STATE_ERR_EXPIRED);
+    CHECK_ST(state_client_lookup(ss, cid, &c2), STATE_ERR_EXPIRED);
+    CHECK_ST(state_stateid_lookup(ss, NULL, &res.stateid, STATE_STID_OPEN, 0, &st), STATE_ERR_EXPIRED);
+    CHECK_ST(state_stateid_lookup(ss, NULL, &res.deleg_stateid, STATE_STID_DELEG, 0, &st), STATE_ERR_EXPIRED);
+    CHECK_ST(state_stateid_lookup(ss, c2, &res.stateid, STATE_STID_OPEN, 0, &st), STATE_ERR_BAD_STATEID);
+    CHECK_ST(state_renew(ss, cid + 1000), STATE_ERR_STALE_CLIENTID); /* never known */
     state_owner_put(o);
     state_owner_put(o2);
     state_client_put(c);
@@ -996,6 +1031,170 @@ static void test_lock_space(void)
     unlink(path);
 }
 
+/* An open owner's own opens count for share reservations (as knfsd; pynfs OPEN21,
+ * OPEN25, OPEN30), in 4.0 and 4.1; compatible upgrades still merge. */
+static void open_as(struct state_server *ss, struct state_owner *o, const char *key, uint32_t access,
+                    uint32_t deny, enum state_status want, uint32_t want_seqid)
+{
+    struct state_open_args a = {.owner = o, .file_key = key, .file_key_len = strlen(key),
+                                .share_access = access, .share_deny = deny};
+    struct state_open_res r;
+    CHECK_ST(state_open(ss, &a, &r), want);
+    if (want == STATE_OK) {
+        CHECK(r.stateid.seqid == want_seqid);
+        state_stid_put(r.open);
+    }
+}
+
+static void test_own_share_conflicts(void)
+{
+    struct state_server *ss = new_server(NULL, false);
+    uint64_t cid = client40(ss, "own-share", V1);
+    struct state_client *c;
+    CHECK_ST(state_client_lookup(ss, cid, &c), STATE_OK);
+    uint8_t sid[STATE_SESSIONID_SIZE];
+    struct state_client *c41 = client41(ss, "own-share-41", NULL, sid);
+    struct state_client *clients[] = {c, c41};
+    for (int i = 0; i < 2; i++) {
+        struct state_owner *o;
+        bool created;
+        CHECK_ST(state_open_owner_get(ss, clients[i], "ow", 2, &o, &created), STATE_OK);
+        const char *f1 = i ? "F41-1" : "F40-1", *f2 = i ? "F41-2" : "F40-2";
+        /* OPEN21: its deny READ refuses its own READ; OPEN25 likewise for WRITE */
+        open_as(ss, o, f1, STATE_SHARE_ACCESS_BOTH, STATE_SHARE_DENY_READ, STATE_OK, 1);
+        open_as(ss, o, f1, STATE_SHARE_ACCESS_READ, STATE_SHARE_DENY_NONE, STATE_ERR_SHARE_DENIED, 0);
+        open_as(ss, o, f1, STATE_SHARE_ACCESS_WRITE, STATE_SHARE_DENY_NONE, STATE_OK, 2); /* fits: upgrade */
+        open_as(ss, o, f1, STATE_SHARE_ACCESS_WRITE, STATE_SHARE_DENY_WRITE, STATE_ERR_SHARE_DENIED, 0);
+        /* OPEN30: a second deny BOTH open is refused by the first one's READ access */
+        open_as(ss, o, f2, STATE_SHARE_ACCESS_READ, STATE_SHARE_DENY_BOTH, STATE_OK, 1);
+        open_as(ss, o, f2, STATE_SHARE_ACCESS_READ, STATE_SHARE_DENY_BOTH, STATE_ERR_SHARE_DENIED, 0);
+        CHECK_ST(state_file_check_anon_io(ss, f2, strlen(f2), false, false), STATE_ERR_SHARE_DENIED);
+        state_owner_put(o);
+    }
+    state_client_put(c);
+    state_client_put(c41);
+    state_server_destroy(ss);
+}
+
+static struct state_stateid open_stateid(struct state_server *ss, struct state_client *c, const char *owner,
+                                         const char *key)
+{
+    struct state_owner *o;
+    bool created;
+    CHECK_ST(state_open_owner_get(ss, c, owner, strlen(owner), &o, &created), STATE_OK);
+    struct state_open_args a = {.owner = o, .file_key = key, .file_key_len = strlen(key),
+                                .share_access = STATE_SHARE_ACCESS_READ};
+    struct state_open_res r;
+    CHECK_ST(state_open(ss, &a, &r), STATE_OK);
+    state_stid_put(r.open);
+    state_owner_put(o);
+    return r.stateid;
+}
+
+static void expire_all(struct state_server *ss)
+{
+    fake_now += 11000; /* lease over: courtesy */
+    drain_work(ss, true);
+    fake_now += 86400u * 1000u + 1000; /* courtesy over: discarded */
+    drain_work(ss, true);
+}
+
+/* A discarded 4.0 client's clientid and stateids answer EXPIRED (pynfs CLOSE8, CLOSE9,
+ * CID1, LKU10); the memory of them is a FIFO of max_expired_ids; 4.1 clients and
+ * teardown leave nothing. */
+static void test_expired_ids(void)
+{
+    struct state_params p = {0};
+    p.lease_time_s = 10;
+    p.clock_ms = fake_clock;
+    p.max_expired_ids = 4;
+    struct state_server *ss = state_server_create(&p);
+    uint64_t cid = client40(ss, "exp-1", V1);
+    struct state_client *c;
+    CHECK_ST(state_client_lookup(ss, cid, &c), STATE_OK);
+    struct state_stateid s1 = open_stateid(ss, c, "o1", "E-1"), s2 = open_stateid(ss, c, "o2", "E-2");
+    state_client_put(c);
+    uint8_t sessid[STATE_SESSIONID_SIZE];
+    struct state_client *c41 = client41(ss, "exp-41", NULL, sessid);
+    uint64_t cid41 = state_client_id(c41);
+    struct state_stateid s41 = open_stateid(ss, c41, "o", "E-41");
+    state_client_put(c41);
+    struct state_stid *st;
+    expire_all(ss);
+    CHECK_ST(state_renew(ss, cid), STATE_ERR_EXPIRED);
+    CHECK_ST(state_client_lookup(ss, cid, &c), STATE_ERR_EXPIRED);
+    CHECK_ST(state_stateid_lookup(ss, NULL, &s1, STATE_STID_OPEN, 0, &st), STATE_ERR_EXPIRED);
+    CHECK_ST(state_stateid_lookup(ss, NULL, &s2, STATE_STID_OPEN | STATE_STID_LOCK, STATE_LOOKUP_V41, &st),
+             STATE_ERR_EXPIRED);
+    /* 4.1: nothing remembered */
+    CHECK_ST(state_stateid_lookup(ss, NULL, &s41, STATE_STID_OPEN, 0, &st), STATE_ERR_BAD_STATEID);
+    CHECK_ST(state_client_lookup(ss, cid41, &c), STATE_ERR_STALE_CLIENTID);
+    /* a rebooted 4.0 client (new verifier) discards its old record: EXPIRED too (CID1) */
+    uint64_t cid2 = client40(ss, "exp-2", V1);
+    CHECK_ST(state_client_lookup(ss, cid2, &c), STATE_OK);
+    struct state_stateid s3 = open_stateid(ss, c, "o3", "E-3");
+    state_client_put(c);
+    uint64_t cid2b = client40(ss, "exp-2", V2);
+    CHECK(cid2b != cid2);
+    CHECK_ST(state_stateid_lookup(ss, NULL, &s3, STATE_STID_OPEN, 0, &st), STATE_ERR_EXPIRED);
+    CHECK_ST(state_renew(ss, cid2), STATE_ERR_EXPIRED);
+    /* 3 + 2 ids in a ring of 4: exp-1's clientid (the oldest) is forgotten */
+    CHECK_ST(state_renew(ss, cid), STATE_ERR_STALE_CLIENTID);
+    CHECK_ST(state_stateid_lookup(ss, NULL, &s1, STATE_STID_OPEN, 0, &st), STATE_ERR_EXPIRED);
+    /* teardown of a server holding live 4.0 state records nothing and frees it all */
+    CHECK_ST(state_client_lookup(ss, cid2b, &c), STATE_OK);
+    open_stateid(ss, c, "o4", "E-4");
+    state_client_put(c);
+    state_server_destroy(ss);
+}
+
+/* Teardown with lock state held and a closed open kept for its CLOSE's replay: lock
+ * owners are released while the lock space exists, every lock goes, nothing leaks
+ * (ASan); the lock space is destroyed after (peernfsd's order). */
+static void test_teardown_with_locks(void)
+{
+    char path[] = "/tmp/test_state_td.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "0123456789", 10) == 10);
+    close(fd);
+    struct lock_space *ls = lock_space_create(NULL);
+    struct state_params p = {0};
+    p.clock_ms = fake_clock;
+    p.locks = ls;
+    struct state_server *ss = state_server_create(&p);
+    uint64_t cid = client40(ss, "teardown", V1);
+    struct state_client *c;
+    CHECK_ST(state_client_lookup(ss, cid, &c), STATE_OK);
+    struct state_owner *o;
+    bool created;
+    CHECK_ST(state_open_owner_get(ss, c, "o", 1, &o, &created), STATE_OK);
+    struct state_open_args oa = {.owner = o, .file_key = "FILE-T", .file_key_len = 6,
+                                 .share_access = STATE_SHARE_ACCESS_BOTH};
+    struct state_open_res res, res2;
+    CHECK_ST(state_open(ss, &oa, &res), STATE_OK);
+    oa.file_key = "FILE-U";
+    CHECK_ST(state_open(ss, &oa, &res2), STATE_OK);
+    struct state_stateid closed;
+    CHECK_ST(state_close(ss, res2.open, NULL, NULL, &closed), STATE_OK);
+    state_stid_put(res2.open);
+    struct state_stid *lst;
+    CHECK_ST(state_lock_stateid_get(ss, res.open, "LK", 2, 0, &lst), STATE_OK);
+    struct lock_file_id f = {.key = "FILE-T", .key_len = 6, .open_file = open_tmp, .ctx = path};
+    struct lock_req req = {.type = LOCK_EXCLUSIVE, .start = 0, .len = 5};
+    CHECK(lock_lock(ls, state_stid_lock_owner(lst), &f, &req, NULL) == LOCK_OK);
+    state_stid_put(lst);
+    state_stid_put(res.open);
+    state_owner_put(o);
+    state_client_put(c);
+    state_server_destroy(ss);
+    struct lock_space_stats lss;
+    lock_space_stats(ls, &lss);
+    CHECK(lss.fds == 0 && lss.files == 0);
+    lock_space_destroy(ls);
+    unlink(path);
+}
+
 /* Threads on their own slots of one session, plus the reaper: no races (ASan), every
  * request sees its own slot's sequence. */
 struct slot_thread {
@@ -1069,6 +1268,9 @@ int main(void)
     test_deleg_count();
     test_grace();
     test_caps();
+    test_own_share_conflicts();
+    test_expired_ids();
+    test_teardown_with_locks();
     if (failures) {
         fprintf(stderr, "%d failure(s)\n", failures);
         return 1;
