@@ -74,6 +74,10 @@ struct export *export_by_path(const struct export_table *t, const char *path, si
  * (both cached for a minute). */
 const struct export_rule *export_client_rule(const struct export *ex, const struct sockaddr *sa);
 
+/* `secure` (the default): only callers on a reserved port (< 1024), which only root can
+ * bind, are served; `insecure` lifts that. Local sockets have no ports: allowed. */
+bool export_port_allowed(const struct export_rule *rule, const struct sockaddr *sa);
+
 /* Map the caller's identity through the rule's squash options. */
 void export_squash(const struct export_rule *rule, uint32_t uid, uint32_t gid, uint32_t ngids,
                    const uint32_t *gids, struct fs_cred *out);

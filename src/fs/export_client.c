@@ -253,3 +253,18 @@ const struct export_rule *export_client_rule(const struct export *ex, const stru
     }
     return NULL;
 }
+
+bool export_port_allowed(const struct export_rule *rule, const struct sockaddr *sa)
+{
+    in_port_t port;
+
+    if (rule->opts & EXPORT_INSECURE)
+        return true;
+    if (sa->sa_family == AF_INET)
+        port = ((const struct sockaddr_in *)(const void *)sa)->sin_port;
+    else if (sa->sa_family == AF_INET6)
+        port = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port;
+    else
+        return true;
+    return ntohs(port) < IPPORT_RESERVED;
+}

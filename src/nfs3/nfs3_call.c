@@ -23,18 +23,7 @@ void nfs3_squash_cred(const struct rpc_call *call, const struct export_rule *rul
 
 bool nfs3_port_allowed(const struct rpc_call *call, const struct export_rule *rule)
 {
-    const struct sockaddr *sa = call->peer;
-    in_port_t port;
-
-    if (rule->opts & EXPORT_INSECURE)
-        return true;
-    if (sa->sa_family == AF_INET)
-        port = ((const struct sockaddr_in *)(const void *)sa)->sin_port;
-    else if (sa->sa_family == AF_INET6)
-        port = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port;
-    else
-        return true; /* a local socket: no ports */
-    return ntohs(port) < IPPORT_RESERVED;
+    return export_port_allowed(rule, call->peer);
 }
 
 nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_obj *obj)

@@ -23,21 +23,6 @@ static void nfs4_squash_cred(const struct rpc_call *call, const struct export_ru
     out->gid = rule->anongid;
 }
 
-static bool nfs4_port_allowed(const struct rpc_call *call, const struct export_rule *rule)
-{
-    const struct sockaddr *sa = call->peer;
-    in_port_t port;
-
-    if (rule->opts & EXPORT_INSECURE)
-        return true;
-    if (sa->sa_family == AF_INET)
-        port = ((const struct sockaddr_in *)(const void *)sa)->sin_port;
-    else if (sa->sa_family == AF_INET6)
-        port = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port;
-    else
-        return true;
-    return ntohs(port) < IPPORT_RESERVED;
-}
 
 /* The caller's access to `ex`: ACCESS without a rule, PERM from an unreserved port on
  * a `secure` export (as knfsd). */
@@ -46,7 +31,7 @@ static nfsstat4 nfs4_export_access(struct nfs4_compound *c, struct export *ex, s
     const struct export_rule *rule = export_client_rule(ex, c->call->peer);
     if (!rule)
         return NFS4ERR_ACCESS;
-    if (!nfs4_port_allowed(c->call, rule))
+    if (!export_port_allowed(rule, c->call->peer))
         return NFS4ERR_PERM;
     out->ex = ex;
     out->rule = rule;

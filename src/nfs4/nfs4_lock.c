@@ -334,6 +334,15 @@ static nfsstat4 nfs4_lock_take(struct nfs4_compound *c, const LOCK4args *a, stru
     return nfs4_lock_status(c, ls);
 }
 
+/* 4.0: does a LOCK result consume the lock_seqid of its open_to_lock_owner4? The
+ * seqid-mutating rule of RFC 7530 9.1.7, as the engine applies it to the open owner. */
+static bool nfs4_lock_seqid_used(const struct nfs4_compound *c, nfsstat4 s)
+{
+    return c->minor == 0 && !(s == NFS4ERR_STALE_CLIENTID || s == NFS4ERR_STALE_STATEID ||
+                              s == NFS4ERR_BAD_STATEID || s == NFS4ERR_BAD_SEQID || s == NFS4ERR_BADXDR ||
+                              s == NFS4ERR_RESOURCE || s == NFS4ERR_NOFILEHANDLE || s == NFS4ERR_MOVED);
+}
+
 NFS4_OP(lock)
 {
     const LOCK4args *a = &arg->oplock;
@@ -357,6 +366,9 @@ NFS4_OP(lock)
         nfs4_stateid_from_state(&out, &r->resok4.lock_stateid);
         nfs4_set_current_stateid(c, &r->resok4.lock_stateid);
     }
+    if (a->locker.new_lock_owner) /* a failed new owner leaves no state behind */
+        state_lock_new_owner_end(c->srv->state, lock_stid, a->locker.open_owner.lock_seqid, s == NFS4_OK,
+                                 nfs4_lock_seqid_used(c, s));
     state_stid_put(lock_stid);
     return r->status = s;
 }

@@ -539,10 +539,13 @@ enum state_status state_lock_stateid_get(struct state_server *ss, struct state_s
         st = STATE_ERR_RESOURCE;
         goto out;
     }
-    if (created) {
+    if (created || (o->nstids == 0 && !o->busy)) {
+        /* open_to_lock_owner4 starts the lock owner's sequence (RFC 7530 16.10.5): a new
+         * owner, or one left without any stateid (its opens closed), takes lock_seqid */
         o->confirmed = true;
         o->has_seq = true;
-        o->seqid = lock_seqid; /* open_to_lock_owner4: the lock owner's first seqid */
+        o->seqid = lock_seqid;
+        o->reply_cached = false;
     }
     if (!o->lo) {
         o->lo = lo;
@@ -578,6 +581,38 @@ out:
     if (lo)
         lock_owner_put(lo);
     return st;
+}
+
+/* Unused: never granted (the first successful LOCK bumps the seqid to 1) and held by
+ * nobody but the table and the caller (a concurrent LOCK through the same new stateid
+ * may still succeed with it). */
+static bool lock_stid_unused_locked(const struct state_stid *ls)
+{
+    return !ls->dead && ls->seqid == 0 && ls->refs <= 2;
+}
+
+void state_lock_new_owner_end(struct state_server *ss, struct state_stid *lock_stid, uint32_t lock_seqid,
+                              bool granted, bool seqid_used)
+{
+    st_lock(ss);
+    struct state_owner *o = lock_stid->owner;
+    if (lock_stid->type != STATE_STID_LOCK || !o) {
+        st_unlock(ss);
+        return;
+    }
+    if (!granted && lock_stid_unused_locked(lock_stid)) {
+        stid_unhash_locked(ss, lock_stid);
+        if (o->nstids == 0 && !o->busy && !o->dead)
+            owner_destroy_locked(ss, o); /* the caller's stid reference keeps o valid */
+    }
+    if (!o->dead && seqid_used && !o->busy) {
+        /* the lock owner's seqid was consumed by this op: the next exist_lock_owner4
+         * LOCK/LOCKU sends lock_seqid + 1; a reply cached for an older seqid is stale */
+        o->seqid = lock_seqid;
+        o->has_seq = true;
+        o->reply_cached = false;
+    }
+    st_unlock(ss);
 }
 
 struct state_owner *state_stid_owner(struct state_stid *st) { return st->owner; }

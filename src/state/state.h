@@ -678,16 +678,30 @@ enum state_status state_file_check_anon_io(struct state_server *ss, const void *
 
 /* LOCK with open_to_lock_owner4 (new lock owner) — after the caller did the open
  * owner's seqid_begin: the lock owner (client, owner bytes) and its lock stateid for the
- * open's file, created as needed (lock owner seqid starts at lock_seqid). The lock
+ * open's file, created as needed (a new lock owner, or one without stateids, starts its
+ * seqid at lock_seqid). The lock
  * owner's lock-space owner (key: 8-byte BE clientid + owner bytes, host key: the
  * clientid) is created in params.locks. A new lock stateid has seqid 0 until the LOCK
  * that created it succeeds and calls state_lock_stateid_bump (-> 1, what the client
- * sees); a failed first LOCK leaves it unused (FREE_STATEID/CLOSE clear it). The same
+ * sees); after a failed first LOCK, state_lock_new_owner_end drops it. The same
  * (lock owner, file) always gives the same lock stateid. *lock_stid referenced.
  * Errors: RESOURCE, BAD_STATEID (open closed), INVAL. */
 enum state_status state_lock_stateid_get(struct state_server *ss, struct state_stid *open,
                                          const void *lock_owner, size_t lock_owner_len,
                                          uint32_t lock_seqid, struct state_stid **lock_stid);
+/* Ends a LOCK with open_to_lock_owner4 that got lock_stid from state_lock_stateid_get
+ * (granted: the LOCK succeeded; seqid_used: 4.0 and its result consumes a seqid, RFC
+ * 7530 9.1.7). A failed LOCK leaves nothing it made behind: an unused lock stateid
+ * (never granted, nobody else holding it) goes, and its lock owner too once the owner
+ * has no stateid left, so that the client's next open_to_lock_owner4 starts the owner's
+ * sequence afresh at its lock_seqid (knfsd does the same; the Linux client retries a
+ * DENIED new owner with a lock_seqid it did not advance). A lock owner that stays takes
+ * lock_seqid as its last seqid when seqid_used: the open owner's seqid is the one the
+ * op checked and advanced, and the next exist_lock_owner4 op sends lock_seqid + 1.
+ * An existing lock owner without stateids also restarts at lock_seqid in
+ * state_lock_stateid_get. lock_stid stays referenced (the caller puts it). */
+void state_lock_new_owner_end(struct state_server *ss, struct state_stid *lock_stid, uint32_t lock_seqid,
+                              bool granted, bool seqid_used);
 /* The lock stateid's owner (for seqid_begin/end on LOCK/LOCKU with an existing owner). */
 struct state_owner *state_stid_owner(struct state_stid *st); /* borrowed */
 /* The lock space's owner for a lock stateid (borrowed; valid while st is referenced;

@@ -153,8 +153,9 @@ static nfsstat4 open_confirm(struct opened *op, uint32_t seqid)
 
 /* ---- LOCK helpers ---- */
 
-static nfsstat4 lock_new(struct opened *op, uint32_t open_seqid, uint64_t clientid, const char *lowner,
-                         nfs_lock_type4 type, uint64_t off, uint64_t len, stateid4 *lsid, LOCK4denied *denied)
+static nfsstat4 lock_new_seq(struct opened *op, uint32_t open_seqid, uint64_t clientid, const char *lowner,
+                             uint32_t lock_seqid, nfs_lock_type4 type, uint64_t off, uint64_t len, stateid4 *lsid,
+                             LOCK4denied *denied)
 {
     nfs_argop4 a;
     nfs_resop4 r;
@@ -165,7 +166,7 @@ static nfsstat4 lock_new(struct opened *op, uint32_t open_seqid, uint64_t client
     a.oplock.locker.new_lock_owner = true;
     a.oplock.locker.open_owner.open_seqid = open_seqid;
     a.oplock.locker.open_owner.open_stateid = op->sid;
-    a.oplock.locker.open_owner.lock_seqid = 0;
+    a.oplock.locker.open_owner.lock_seqid = lock_seqid;
     a.oplock.locker.open_owner.lock_owner.clientid = clientid;
     a.oplock.locker.open_owner.lock_owner.owner =
         (struct xdr_opaque){(uint32_t)strlen(lowner), (const uint8_t *)lowner};
@@ -181,6 +182,12 @@ static nfsstat4 lock_new(struct opened *op, uint32_t open_seqid, uint64_t client
         denied->owner.owner.val = owner_copy;
     }
     return st;
+}
+
+static nfsstat4 lock_new(struct opened *op, uint32_t open_seqid, uint64_t clientid, const char *lowner,
+                         nfs_lock_type4 type, uint64_t off, uint64_t len, stateid4 *lsid, LOCK4denied *denied)
+{
+    return lock_new_seq(op, open_seqid, clientid, lowner, 0, type, off, len, lsid, denied);
 }
 
 static nfsstat4 lock_exist(struct opened *op, stateid4 *lsid, uint32_t lock_seqid, nfs_lock_type4 type, uint64_t off,
@@ -457,6 +464,57 @@ static void test_pynfs40(uint64_t cl)
     CHECK_EQ(close_open(&w, 6), NFS4_OK);
 }
 
+/* The Linux 4.0 client's retries of a DENIED LOCK with a new lock owner: each retry is
+ * open_to_lock_owner4 again, with lock_seqid 0, 0, 1 and then 2 when granted. A failed
+ * new owner leaves no state behind, so each retry starts the lock owner's sequence at
+ * its lock_seqid: the LOCKU after the grant (lock_seqid + 1) is accepted, and CLOSE and
+ * RELEASE_LOCKOWNER then find no locks. Every LOCK consumes an open owner seqid. */
+static void test_new_owner_denied_retry(uint64_t cl1, uint64_t cl2)
+{
+    struct opened h, o;
+    stateid4 hl, l;
+    LOCK4denied den;
+    CHECK_EQ(open_name(cl1, "kc-holder", 0, "kc", true, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_BOTH, 0, &h), NFS4_OK);
+    CHECK_EQ(open_confirm(&h, 1), NFS4_OK);
+    CHECK_EQ(lock_new(&h, 2, cl1, "kc-hl", WRITE_LT, 0, UINT64_MAX, &hl, NULL), NFS4_OK);
+    CHECK_EQ(open_name(cl2, "kc-owner", 0, "kc", false, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_BOTH, 0, &o), NFS4_OK);
+    CHECK_EQ(open_confirm(&o, 1), NFS4_OK);
+
+    CHECK_EQ(lock_new_seq(&o, 2, cl2, "kc-lk", 0, WRITE_LT, 0, UINT64_MAX, &l, &den), NFS4ERR_DENIED);
+    CHECK_EQ(lock_new_seq(&o, 3, cl2, "kc-lk", 0, WRITE_LT, 0, UINT64_MAX, &l, &den), NFS4ERR_DENIED);
+    CHECK(!last_was_replay);
+    /* a retransmission of that LOCK (same open seqid) answers from the open owner's cache */
+    CHECK_EQ(lock_new_seq(&o, 3, cl2, "kc-lk", 0, WRITE_LT, 0, UINT64_MAX, &l, NULL), NFS4ERR_DENIED);
+    CHECK(last_was_replay);
+    CHECK_EQ(lock_new_seq(&o, 4, cl2, "kc-lk", 1, WRITE_LT, 0, UINT64_MAX, &l, &den), NFS4ERR_DENIED);
+    /* the open owner's seqid is checked (and was consumed by each LOCK above) */
+    CHECK_EQ(lock_new_seq(&o, 4, cl2, "kc-lk", 2, WRITE_LT, 0, 10, &l, NULL), NFS4ERR_DENIED);
+    CHECK(last_was_replay);
+    CHECK_EQ(lock_new_seq(&o, 7, cl2, "kc-lk", 2, WRITE_LT, 0, UINT64_MAX, &l, NULL), NFS4ERR_BAD_SEQID);
+
+    CHECK_EQ(locku(&h, &hl, 1, 0, UINT64_MAX), NFS4_OK);
+    CHECK_EQ(lock_new_seq(&o, 5, cl2, "kc-lk", 2, WRITE_LT, 0, UINT64_MAX, &l, NULL), NFS4_OK);
+    CHECK_EQ(l.seqid, 1u);
+    CHECK_EQ(lock_exist(&o, &l, 4, WRITE_LT, 0, 10), NFS4ERR_BAD_SEQID); /* not lock_seqid + 1 */
+    CHECK_EQ(locku(&o, &l, 3, 0, UINT64_MAX), NFS4_OK);
+    CHECK_EQ(l.seqid, 2u);
+    /* unlocked: RELEASE_LOCKOWNER finds no locks */
+    nfs_argop4 ra = {.oprelease_lockowner = {.lock_owner = {.clientid = cl2, .owner = {5, (const uint8_t *)"kc-lk"}}}};
+    nfs_resop4 rr;
+    CHECK_EQ(run(nfs4_op_release_lockowner, OP_RELEASE_LOCKOWNER, &ra, &rr), NFS4_OK);
+    CHECK_EQ(close_open(&o, 6), NFS4_OK);
+
+    /* granted on the first retry with lock_seqid 1: the LOCKU then uses 2 */
+    CHECK_EQ(open_name(cl2, "kc-owner", 7, "kc", false, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_BOTH, 0, &o), NFS4_OK);
+    CHECK_EQ(lock_new(&h, 3, cl1, "kc-hl2", READ_LT, 0, 1, &hl, NULL), NFS4_OK);
+    CHECK_EQ(lock_new_seq(&o, 8, cl2, "kc-lk2", 0, WRITE_LT, 0, UINT64_MAX, &l, &den), NFS4ERR_DENIED);
+    CHECK_EQ(locku(&h, &hl, 1, 0, UINT64_MAX), NFS4_OK);
+    CHECK_EQ(lock_new_seq(&o, 9, cl2, "kc-lk2", 1, WRITE_LT, 0, UINT64_MAX, &l, NULL), NFS4_OK);
+    CHECK_EQ(locku(&o, &l, 2, 0, UINT64_MAX), NFS4_OK);
+    CHECK_EQ(close_open(&o, 10), NFS4_OK);
+    CHECK_EQ(close_open(&h, 4), NFS4_OK);
+}
+
 static void test_deleg_ops(void)
 {
     nfs_argop4 a;
@@ -629,6 +687,7 @@ int main(void)
     test_open_create_modes(cl1);
     test_open_lock_close(cl1, cl2);
     test_pynfs40(cl1);
+    test_new_owner_denied_retry(cl1, cl2);
     test_deleg_ops();
     test_v41();
     teardown();

@@ -564,6 +564,92 @@ static void test_locks_held(void)
     state_server_destroy(ss);
 }
 
+/* open_to_lock_owner4 whose LOCK fails: the unused lock stateid and the owner go, and
+ * the next open_to_lock_owner4 starts the owner's sequence at its own lock_seqid; an
+ * owner with another stateid stays and takes the lock_seqid it was sent. */
+static void test_new_lock_owner_end(void)
+{
+    struct state_server *ss = new_server(NULL, false);
+    uint64_t cid = client40(ss, "nlo-client", V1);
+    struct state_client *c;
+    CHECK_ST(state_client_lookup(ss, cid, &c), STATE_OK);
+    struct state_owner *o;
+    bool created;
+    CHECK_ST(state_open_owner_get(ss, c, "oo", 2, &o, &created), STATE_OK);
+    struct state_open_args oa = {.owner = o, .file_key = "FILE-N", .file_key_len = 6,
+                                 .share_access = STATE_SHARE_ACCESS_BOTH};
+    struct state_open_res ra, rb;
+    CHECK_ST(state_open(ss, &oa, &ra), STATE_OK);
+    oa.file_key = "FILE-M";
+    CHECK_ST(state_open(ss, &oa, &rb), STATE_OK);
+    struct state_stats st0, st1;
+    state_stats(ss, &st0);
+    void *rep;
+    size_t replen;
+
+    /* denied twice with lock_seqid 0, then 1: nothing stays */
+    for (uint32_t seq = 0; seq < 3; seq++) {
+        struct state_stid *lst;
+        CHECK_ST(state_lock_stateid_get(ss, ra.open, "nl", 2, seq ? seq - 1 : 0, &lst), STATE_OK);
+        state_lock_new_owner_end(ss, lst, seq ? seq - 1 : 0, false, true);
+        CHECK(state_stid_closed(lst));
+        state_stid_put(lst);
+        state_stats(ss, &st1);
+        CHECK(st1.owners == st0.owners && st1.stids == st0.stids);
+    }
+    /* granted with lock_seqid 2: the owner's next seqid is 3 */
+    struct state_stid *lst;
+    CHECK_ST(state_lock_stateid_get(ss, ra.open, "nl", 2, 2, &lst), STATE_OK);
+    struct state_stateid lsid;
+    state_lock_stateid_bump(ss, lst, &lsid);
+    state_lock_new_owner_end(ss, lst, 2, true, true);
+    struct state_owner *lo = state_stid_owner(lst);
+    CHECK_ST(state_owner_seqid_begin(lo, 2, false, &rep, &replen), STATE_ERR_BAD_SEQID);
+    CHECK_ST(state_owner_seqid_begin(lo, 3, false, &rep, &replen), STATE_OK);
+    state_owner_seqid_end(lo, 3, true, "LOCKU", 5);
+
+    /* the same owner, new to FILE-M (lock_seqid 4), denied: its FILE-N stateid keeps it,
+     * and it took lock_seqid 4 (the cached reply of 3 is gone) */
+    struct state_stid *lst2;
+    CHECK_ST(state_lock_stateid_get(ss, rb.open, "nl", 2, 4, &lst2), STATE_OK);
+    CHECK(lst2 != lst && state_stid_owner(lst2) == lo);
+    state_lock_new_owner_end(ss, lst2, 4, false, true);
+    CHECK(state_stid_closed(lst2) && !state_stid_closed(lst));
+    state_stid_put(lst2);
+    CHECK_ST(state_owner_seqid_begin(lo, 4, false, &rep, &replen), STATE_ERR_BAD_SEQID);
+    CHECK_ST(state_owner_seqid_begin(lo, 5, false, &rep, &replen), STATE_OK);
+    state_owner_seqid_end(lo, 5, true, NULL, 0);
+    /* a result that consumes no seqid (e.g. BAD_STATEID) leaves the sequence alone */
+    CHECK_ST(state_lock_stateid_get(ss, rb.open, "nl", 2, 9, &lst2), STATE_OK);
+    state_lock_new_owner_end(ss, lst2, 9, false, false);
+    state_stid_put(lst2);
+    CHECK_ST(state_owner_seqid_begin(lo, 6, false, &rep, &replen), STATE_OK);
+    state_owner_seqid_end(lo, 6, true, NULL, 0);
+    /* a used stateid stays after a failed LOCK */
+    CHECK_ST(state_lock_stateid_get(ss, ra.open, "nl", 2, 7, &lst2), STATE_OK);
+    CHECK(lst2 == lst);
+    state_lock_new_owner_end(ss, lst2, 7, false, true);
+    CHECK(!state_stid_closed(lst));
+    state_stid_put(lst2);
+
+    struct state_stateid sid;
+    CHECK_ST(state_close(ss, ra.open, NULL, NULL, &sid), STATE_OK);
+    CHECK(state_stid_closed(lst));
+    state_stid_put(lst);
+    /* the owner, left without stateids, restarts at the next open_to_lock_owner4's seqid */
+    CHECK_ST(state_lock_stateid_get(ss, rb.open, "nl", 2, 0, &lst), STATE_OK);
+    CHECK(state_stid_owner(lst) == lo);
+    CHECK_ST(state_owner_seqid_begin(lo, 1, false, &rep, &replen), STATE_OK);
+    state_owner_seqid_end(lo, 1, true, NULL, 0);
+    state_stid_put(lst);
+    CHECK_ST(state_close(ss, rb.open, NULL, NULL, &sid), STATE_OK);
+    state_stid_put(ra.open);
+    state_stid_put(rb.open);
+    state_owner_put(o);
+    state_client_put(c);
+    state_server_destroy(ss);
+}
+
 static int work_signals;
 static void on_work(void *ctx)
 {
@@ -1264,6 +1350,7 @@ int main(void)
     test_slots();
     test_stateids_and_opens();
     test_locks_held();
+    test_new_lock_owner_end();
     test_delegations();
     test_deleg_count();
     test_grace();
