@@ -70,27 +70,41 @@ static nfsstat4 nfs4_read_data(struct nfs4_compound *c, uint64_t offset, uint8_t
     return nfs4_errno(NFS4_FS(&c->cur, read, &c->cur.fh, offset, data, want, n, eof));
 }
 
-/* READ4resok in place: status, eof, data length, data. */
-static nfsstat4 nfs4_read_encode(struct nfs4_compound *c, const READ4args *a)
+/*
+ * Reserve `head_len` bytes of result header, then read up to `count` bytes at `offset`
+ * straight into the reply after it (READ and READ_PLUS). *head is NULL when the reply
+ * buffer is full (direct_overflow set); on an error nothing stays written.
+ */
+static nfsstat4 nfs4_read_into_reply(struct nfs4_compound *c, uint32_t head_len, uint32_t count,
+                                     uint64_t offset, uint8_t **head, uint8_t **data, size_t *n, bool *eof)
 {
     struct xdr_enc *x = c->enc;
     uint8_t *mark = x->p;
-    uint8_t *head = xdr_enc_reserve(x, 12);
-    uint32_t want = head ? nfs4_read_room(x, a->count, 0) : 0;
-    if (!head || (want == 0 && a->count > 0)) {
+    *head = xdr_enc_reserve(x, head_len);
+    uint32_t want = *head ? nfs4_read_room(x, count, 0) : 0;
+    if (!*head || (want == 0 && count > 0)) {
         x->p = mark;
+        *head = NULL;
         c->direct_overflow = true;
         return NFS4_OK;
     }
-    uint8_t *data = xdr_enc_reserve(x, want);
+    *data = xdr_enc_reserve(x, want);
+    nfsstat4 s = nfs4_read_data(c, offset, *data, want, n, eof);
+    if (s != NFS4_OK)
+        x->p = mark;
+    return s;
+}
+
+/* READ4resok in place: status, eof, data length, data. */
+static nfsstat4 nfs4_read_encode(struct nfs4_compound *c, const READ4args *a)
+{
+    uint8_t *head, *data;
     size_t n;
     bool eof;
-    nfsstat4 s = nfs4_read_data(c, a->offset, data, want, &n, &eof);
-    if (s != NFS4_OK) {
-        x->p = mark;
+    nfsstat4 s = nfs4_read_into_reply(c, 12, a->count, a->offset, &head, &data, &n, &eof);
+    if (s != NFS4_OK || !head)
         return s;
-    }
-    xdr_enc_shrink(x, data, (uint32_t)n);
+    xdr_enc_shrink(c->enc, data, (uint32_t)n);
     xdr_put_be32(head, NFS4_OK);
     xdr_put_be32(head + 4, eof);
     xdr_put_be32(head + 8, (uint32_t)n);
@@ -119,23 +133,13 @@ NFS4_OP(read)
 static nfsstat4 nfs4_read_plus_encode(struct nfs4_compound *c, const READ_PLUS4args *a)
 {
     struct xdr_enc *x = c->enc;
-    uint8_t *mark = x->p;
-    /* status, eof, segment count, content type, offset (8), data length */
-    uint8_t *head = xdr_enc_reserve(x, 28);
-    uint32_t want = head ? nfs4_read_room(x, a->rpa_count, 0) : 0;
-    if (!head || (want == 0 && a->rpa_count > 0)) {
-        x->p = mark;
-        c->direct_overflow = true;
-        return NFS4_OK;
-    }
-    uint8_t *data = xdr_enc_reserve(x, want);
+    uint8_t *head, *data;
     size_t n;
     bool eof;
-    nfsstat4 s = nfs4_read_data(c, a->rpa_offset, data, want, &n, &eof);
-    if (s != NFS4_OK) {
-        x->p = mark;
+    /* status, eof, segment count, content type, offset (8), data length */
+    nfsstat4 s = nfs4_read_into_reply(c, 28, a->rpa_count, a->rpa_offset, &head, &data, &n, &eof);
+    if (s != NFS4_OK || !head)
         return s;
-    }
     xdr_put_be32(head, NFS4_OK);
     xdr_put_be32(head + 4, eof);
     if (n == 0) {
