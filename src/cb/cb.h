@@ -16,8 +16,9 @@
  * The rpc event-loop and reader threads only decode a reply and hand the call back to
  * it, so nothing here blocks them. cb_* submissions may come from any thread.
  *
- * Security: callbacks carry AUTH_SYS uid 0 / gid 0, machine name "peernfsd", or
- * AUTH_NONE when the client's back channel only accepts that (cb_target.auth_none).
+ * Security: callbacks carry what the target says (cb_target.sec: the client's choice
+ * from csa_sec_parms / BACKCHANNEL_CTL, AUTH_NONE or AUTH_SYS with its uid, gid and
+ * machine name), else AUTH_SYS uid 0 / gid 0, machine name "peernfsd".
  */
 #ifndef PEERNFS_CB_H
 #define PEERNFS_CB_H
@@ -60,7 +61,8 @@ void cb_service_destroy(struct cb_service *svc);
 /* Where a callback goes. */
 struct cb_target {
     uint32_t minorversion;          /* 0: info below; 1, 2: session */
-    bool auth_none;                 /* AUTH_NONE instead of AUTH_SYS (the client offered only that) */
+    const struct state_cb_sec *sec; /* NULL: AUTH_SYS as root of "peernfsd"; read by the
+                                       submitting call only */
     struct state_session *session;  /* 4.1+: borrowed; a call takes its own reference */
     struct state_cb_info info;      /* 4.0: program, callback_ident, netid, universal address */
 };

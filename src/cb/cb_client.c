@@ -39,6 +39,7 @@ struct cb_call {
     enum cb_phase phase;
     uint32_t proc, minor, prog, ident;
     bool auth_none;
+    struct rpc_cred cred; /* AUTH_SYS: what the call carries */
     struct state_session *session; /* 4.1+: referenced */
     /* 4.0 */
     char key[96]; /* netid + ' ' + universal address: the connection cache key */
@@ -194,9 +195,27 @@ static void clnt_done(void *arg, int status, struct rpc_reply *rep)
     inbox_push(call->svc, call);
 }
 
-static const struct rpc_cred *call_cred(struct cb_service *svc, const struct cb_call *call)
+static const struct rpc_cred *call_cred(const struct cb_call *call)
 {
-    return call->auth_none ? NULL : &svc->cred_sys;
+    return call->auth_none ? NULL : &call->cred;
+}
+
+/* The call's credential: the target's (the client's csa_sec_parms / BACKCHANNEL_CTL
+ * choice), else AUTH_SYS as root of machine CB_MACHINE_NAME. */
+static void call_set_cred(struct cb_service *svc, struct cb_call *call, const struct cb_target *t)
+{
+    call->cred = svc->cred_sys;
+    if (!t->sec)
+        return;
+    call->auth_none = t->sec->flavor == RPC_AUTH_NONE;
+    call->cred.uid = t->sec->uid;
+    call->cred.gid = t->sec->gid;
+    uint32_t n = t->sec->machinename_len;
+    if (n > RPC_AUTHSYS_MAXNAME || n > STATE_CB_MACHINE_MAX)
+        n = 0;
+    call->cred.machinename_len = n;
+    memcpy(call->cred.machinename, t->sec->machinename, n);
+    call->cred.machinename[n] = '\0';
 }
 
 static bool enc_call_args(struct xdr_enc *x, const void *arg)
@@ -244,7 +263,7 @@ static void start_back(struct cb_service *svc, struct cb_call *call)
     }
     call->phase = PH_SENT;
     STAT_ADD(svc, calls, 1);
-    int err = rpc_conn_call(conn, call->prog, CB_PROG_VERS, call->proc, call_cred(svc, call), enc_call_args,
+    int err = rpc_conn_call(conn, call->prog, CB_PROG_VERS, call->proc, call_cred(call), enc_call_args,
                             call, svc->cfg.call_timeout_ms, back_done, call);
     cb_conn_release(conn);
     if (err) {
@@ -493,7 +512,7 @@ static void send_fore(struct cb_service *svc, struct cb_call *call, struct cb_co
     conn->users++;
     conn->sent++;
     STAT_ADD(svc, calls, 1);
-    int err = rpc_clnt_call_async(conn->clnt, call->prog, CB_PROG_VERS, call->proc, call_cred(svc, call),
+    int err = rpc_clnt_call_async(conn->clnt, call->prog, CB_PROG_VERS, call->proc, call_cred(call),
                                   enc_call_args, call, (int)svc->cfg.call_timeout_ms, clnt_done, call);
     if (err == 0)
         return;
@@ -734,7 +753,7 @@ static struct cb_call *call_new(struct cb_service *svc, const struct cb_target *
     call->phase = PH_NEW;
     call->proc = proc;
     call->minor = t->minorversion;
-    call->auth_none = t->auth_none;
+    call_set_cred(svc, call, t);
     call->done = done;
     call->ctx = ctx;
     call->slot_deadline_ms = now_ms() + svc->cfg.slot_wait_ms;

@@ -37,8 +37,10 @@ static void count(uint64_t *counter)
 /* ---- targets ---- */
 
 /* Where to call the client: 4.0 its SETCLIENTID address, 4.1+ its newest session with a
- * usable back channel (*session referenced: the caller puts it). False: no path. */
-static bool nfs4_cb_target(struct state_client *client, struct cb_target *t, struct state_session **session)
+ * usable back channel (*session referenced: the caller puts it), called with the
+ * credential the client chose (kept in *sec). False: no path. */
+static bool nfs4_cb_target(struct state_client *client, struct cb_target *t,
+                           struct state_session **session, struct state_cb_sec *sec)
 {
     memset(t, 0, sizeof(*t));
     *session = NULL;
@@ -48,7 +50,8 @@ static bool nfs4_cb_target(struct state_client *client, struct cb_target *t, str
     if (!(*session = state_client_back_session(client)))
         return false;
     t->session = *session;
-    t->auth_none = state_session_cb_flavor(*session) == RPC_AUTH_NONE;
+    state_session_cb_sec(*session, sec);
+    t->sec = sec;
     return true;
 }
 
@@ -85,7 +88,8 @@ static void nfs4_cb_send_recall(struct nfs4_server *srv, struct cb_service *cb, 
 {
     struct cb_target t;
     struct state_session *session;
-    if (!w->deleg || !nfs4_cb_target(w->client, &t, &session)) {
+    struct state_cb_sec sec;
+    if (!w->deleg || !nfs4_cb_target(w->client, &t, &session, &sec)) {
         if (w->deleg)
             nfs4_recall_result(srv, w->deleg, false);
         return;
@@ -126,7 +130,8 @@ static void nfs4_cb_send_probe(struct cb_service *cb, const struct state_work *w
 {
     struct cb_target t;
     struct state_session *session;
-    if (!nfs4_cb_target(w->client, &t, &session)) {
+    struct state_cb_sec sec;
+    if (!nfs4_cb_target(w->client, &t, &session, &sec)) {
         state_client_set_cb_up(w->client, false);
         return;
     }

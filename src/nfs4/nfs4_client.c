@@ -124,25 +124,29 @@ static void nfs4_channel_to_wire(const struct state_channel_attrs *s, channel_at
     w->ca_rdma_ird.len = 0;
 }
 
-/* The callbacks are sent with AUTH_SYS or AUTH_NONE; a client that offers only
- * RPCSEC_GSS for its back channel cannot be called back (we keep no GSS context). */
-static bool nfs4_cb_sec_usable(const CREATE_SESSION4args *a)
+/* The callbacks are sent with AUTH_SYS or AUTH_NONE, as the first entry of the
+ * client's list (csa_sec_parms / bca_sec_parms, in its order of preference) with one of
+ * those flavors asks; false when it offers only RPCSEC_GSS (we keep no GSS context). */
+static bool nfs4_cb_sec_choose(const callback_sec_parms4 *parms, uint32_t n, struct state_cb_sec *out)
 {
-    for (uint32_t i = 0; i < a->csa_sec_parms.len; i++)
-        if (a->csa_sec_parms.val[i].cb_secflavor <= RPC_AUTH_SYS)
+    for (uint32_t i = 0; i < n; i++) {
+        const callback_sec_parms4 *p = &parms[i];
+        if (p->cb_secflavor == RPC_AUTH_NONE) {
+            memset(out, 0, sizeof(*out));
             return true;
-    return false;
-}
-
-static bool nfs4_cb_only_auth_none(const CREATE_SESSION4args *a)
-{
-    bool none = false;
-    for (uint32_t i = 0; i < a->csa_sec_parms.len; i++) {
-        if (a->csa_sec_parms.val[i].cb_secflavor == RPC_AUTH_SYS)
-            return false;
-        none |= a->csa_sec_parms.val[i].cb_secflavor == RPC_AUTH_NONE;
+        }
+        if (p->cb_secflavor != RPC_AUTH_SYS)
+            continue;
+        const authsys_parms4 *sys = &p->cbsp_sys_cred;
+        memset(out, 0, sizeof(*out));
+        out->flavor = RPC_AUTH_SYS;
+        out->uid = sys->uid;
+        out->gid = sys->gid;
+        out->machinename_len = sys->machinename.len <= STATE_CB_MACHINE_MAX ? sys->machinename.len : 0;
+        memcpy(out->machinename, sys->machinename.val, out->machinename_len);
+        return true;
     }
-    return none;
+    return false;
 }
 
 /* CREATE_SESSION encodes its own result so that the exact bytes can be kept for a
@@ -162,7 +166,9 @@ NFS4_OP(create_session)
         .principal = &c->principal,
         .conn = c->call->conn,
     };
-    if ((sa.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) && !nfs4_cb_sec_usable(a))
+    struct state_cb_sec sec;
+    bool sec_ok = nfs4_cb_sec_choose(a->csa_sec_parms.val, a->csa_sec_parms.len, &sec);
+    if ((sa.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) && !sec_ok)
         sa.flags &= ~CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
     nfs4_channel_from_wire(&a->csa_fore_chan_attrs, &sa.fore);
     nfs4_channel_from_wire(&a->csa_back_chan_attrs, &sa.back);
@@ -191,11 +197,29 @@ NFS4_OP(create_session)
         return NFS4_OK;
     }
     state_create_session_cache_reply(c->srv->state, a->csa_clientid, start, (size_t)(c->enc->p - start));
-    if (nfs4_cb_only_auth_none(a))
-        state_session_set_cb_flavor(c->srv->state, a->csa_clientid, sr.sessionid, RPC_AUTH_NONE);
+    if (sec_ok)
+        state_session_set_cb_sec(c->srv->state, a->csa_clientid, sr.sessionid, NULL, &sec);
     if (sr.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN)
         nfs4_cb_kick(c->srv);
     return NFS4_OK;
+}
+
+/* RFC 8881 18.33: a new callback program and credential for the session's back
+ * channel; a list with no flavor we can call back with is refused as knfsd does. */
+NFS4_OP(backchannel_ctl)
+{
+    BACKCHANNEL_CTL4args *a = &arg->opbackchannel_ctl;
+    struct state_cb_sec sec;
+    nfsstat4 st = NFS4ERR_ENCR_ALG_UNSUPP;
+    if (nfs4_cb_sec_choose(a->bca_sec_parms.val, a->bca_sec_parms.len, &sec)) {
+        uint8_t id[STATE_SESSIONID_SIZE];
+        state_session_id(c->session, id);
+        st = nfs4_state_status(state_session_set_cb_sec(c->srv->state, state_client_id(c->client), id,
+                                                        &a->bca_cb_program, &sec));
+        if (st == NFS4_OK)
+            nfs4_cb_kick(c->srv); /* probe the back channel with the new program */
+    }
+    return res->opbackchannel_ctl.bcr_status = st;
 }
 
 NFS4_OP(destroy_session)

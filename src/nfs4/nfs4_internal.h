@@ -257,6 +257,6 @@ NFS4_OP(delegreturn); NFS4_OP(delegpurge);
 /* nfs4_client.c */
 NFS4_OP(setclientid); NFS4_OP(setclientid_confirm); NFS4_OP(renew); NFS4_OP(exchange_id);
 NFS4_OP(create_session); NFS4_OP(destroy_session); NFS4_OP(sequence); NFS4_OP(bind_conn_to_session);
-NFS4_OP(destroy_clientid); NFS4_OP(reclaim_complete); NFS4_OP(test_stateid); NFS4_OP(free_stateid);
+NFS4_OP(destroy_clientid); NFS4_OP(reclaim_complete); NFS4_OP(backchannel_ctl); NFS4_OP(test_stateid); NFS4_OP(free_stateid);
 
 #endif

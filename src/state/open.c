@@ -254,6 +254,9 @@ static enum state_status open_grace_locked(struct state_server *ss, struct state
 {
     switch (claim) {
     case STATE_CLAIM_NULL:
+        /* RFC 8881 18.51.3: a 4.1 client gets no new state before its RECLAIM_COMPLETE */
+        if (c->minorversion >= 1 && !c->reclaim_complete)
+            return STATE_ERR_GRACE;
         return grace_check_locked(ss, c, false);
     case STATE_CLAIM_PREVIOUS:
         return grace_check_locked(ss, c, true);

@@ -189,6 +189,9 @@ enum state_status state_create_session(struct state_server *ss,
     s->back = back;
     s->flags = args->flags & STATE_CREATE_SESSION_CONN_BACK_CHAN;
     s->cb_program = args->cb_program;
+    s->cb_sec.flavor = 1; /* AUTH_SYS, uid 0, gid 0, until nfs4/ sets the client's */
+    s->cb_sec.machinename_len = sizeof("peernfsd") - 1;
+    memcpy(s->cb_sec.machinename, "peernfsd", sizeof("peernfsd"));
     s->conn_binding_required = args->conn_binding_required;
     for (uint32_t i = 0; i < fore.maxrequests; i++) {
         s->slots[i].sess = s;
@@ -346,7 +349,13 @@ void state_session_cb_path_down(struct state_session *s)
     st_unlock(s->ss);
 }
 
-uint32_t state_session_cb_program(struct state_session *s) { return s->cb_program; }
+uint32_t state_session_cb_program(struct state_session *s)
+{
+    st_lock(s->ss); /* BACKCHANNEL_CTL may change it */
+    uint32_t prog = s->cb_program;
+    st_unlock(s->ss);
+    return prog;
+}
 
 static uint32_t status_flags_locked(struct state_session *s)
 {

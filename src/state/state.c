@@ -331,7 +331,7 @@ struct state_server *state_server_create(const struct state_params *params)
     p->max_stids = dflt(p->max_stids, 1u << 20);
     p->max_reply_cache = dflt(p->max_reply_cache, 8192);
     p->max_expired_ids = dflt(p->max_expired_ids, 65536);
-    channel_defaults(&p->fore_max, (1u << 20) + 8192, 8192, 16, 64);
+    channel_defaults(&p->fore_max, (1u << 20) + 8192, 8192, 64, 64); /* ops: the COMPOUND bound */
     channel_defaults(&p->back_max, 65536, 4096, 8, 4);
     if (!p->clock_ms)
         p->clock_ms = default_clock;

@@ -782,13 +782,22 @@ void state_stats(struct state_server *ss, struct state_stats *st);
  * whose back channel is usable (a back connection bound and the path not reported
  * down), referenced (state_session_put); NULL when none (or a 4.0 client). */
 struct state_session *state_client_back_session(struct state_client *c);
-/* The RPC security flavor of the session's back channel (csa_sec_parms /
- * BACKCHANNEL_CTL): nfs4/ records RPC_AUTH_NONE (0) when the client offered only
- * AUTH_NONE; the default is AUTH_SYS (1). Found by clientid + session id; BADSESSION
- * when unknown. */
-enum state_status state_session_set_cb_flavor(struct state_server *ss, uint64_t clientid,
-                                              const uint8_t sessionid[STATE_SESSIONID_SIZE],
-                                              uint32_t flavor);
-uint32_t state_session_cb_flavor(struct state_session *s);
+/* Who the callbacks on a session's back channel say they come from: what the client
+ * asked for in csa_sec_parms or BACKCHANNEL_CTL (RFC 8881 18.33, 18.36), AUTH_NONE (0)
+ * or AUTH_SYS (1) with its uid, gid and machine name (stamp not kept). A session starts
+ * as AUTH_SYS uid 0, gid 0, machine name "peernfsd" until nfs4/ records the client's. */
+#define STATE_CB_MACHINE_MAX 255
+struct state_cb_sec {
+    uint32_t flavor;
+    uint32_t uid, gid;
+    uint32_t machinename_len;
+    char machinename[STATE_CB_MACHINE_MAX + 1]; /* NUL-terminated */
+};
+/* Sets the session's callback credential, and its callback program unless `program` is
+ * NULL. Found by clientid + session id; BADSESSION when unknown. */
+enum state_status state_session_set_cb_sec(struct state_server *ss, uint64_t clientid,
+                                           const uint8_t sessionid[STATE_SESSIONID_SIZE],
+                                           const uint32_t *program, const struct state_cb_sec *sec);
+void state_session_cb_sec(struct state_session *s, struct state_cb_sec *out);
 
 #endif

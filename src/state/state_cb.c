@@ -35,9 +35,9 @@ struct state_session *state_client_back_session(struct state_client *c)
     return best;
 }
 
-enum state_status state_session_set_cb_flavor(struct state_server *ss, uint64_t clientid,
-                                              const uint8_t sessionid[STATE_SESSIONID_SIZE],
-                                              uint32_t flavor)
+enum state_status state_session_set_cb_sec(struct state_server *ss, uint64_t clientid,
+                                           const uint8_t sessionid[STATE_SESSIONID_SIZE],
+                                           const uint32_t *program, const struct state_cb_sec *sec)
 {
     st_lock(ss);
     enum state_status st = STATE_ERR_BADSESSION;
@@ -46,7 +46,12 @@ enum state_status state_session_set_cb_flavor(struct state_server *ss, uint64_t 
         for (struct dlist *p = c->sessions.next; p != &c->sessions; p = p->next) {
             struct state_session *s = container_of(p, struct state_session, link);
             if (memcmp(s->id, sessionid, STATE_SESSIONID_SIZE) == 0) {
-                s->cb_auth_none = flavor == 0;
+                s->cb_sec = *sec;
+                if (s->cb_sec.machinename_len > STATE_CB_MACHINE_MAX)
+                    s->cb_sec.machinename_len = STATE_CB_MACHINE_MAX;
+                s->cb_sec.machinename[s->cb_sec.machinename_len] = '\0';
+                if (program)
+                    s->cb_program = *program;
                 st = STATE_OK;
                 break;
             }
@@ -56,10 +61,9 @@ enum state_status state_session_set_cb_flavor(struct state_server *ss, uint64_t 
     return st;
 }
 
-uint32_t state_session_cb_flavor(struct state_session *s)
+void state_session_cb_sec(struct state_session *s, struct state_cb_sec *out)
 {
     st_lock(s->ss);
-    uint32_t flavor = s->cb_auth_none ? 0u : 1u;
+    *out = s->cb_sec;
     st_unlock(s->ss);
-    return flavor;
 }

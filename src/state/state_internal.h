@@ -186,7 +186,7 @@ struct state_session {
     struct session_conn conns[SESSION_MAX_CONNS];
     unsigned nconns;
     uint64_t bind_counter;
-    bool cb_auth_none; /* state_cb.c: back channel calls use AUTH_NONE (default AUTH_SYS) */
+    struct state_cb_sec cb_sec; /* state_cb.c: the credential of our callbacks */
 };
 
 struct state_file {

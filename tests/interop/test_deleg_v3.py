@@ -96,12 +96,15 @@ class CompoundError(AssertionError):
 class Nfs41Client:
     """A raw NFSv4.1 client on one connection, fore and back channel, one slot."""
 
-    def __init__(self, port, owner):
+    def __init__(self, port, owner, cb_sec=None):
+        """cb_sec: the encoded csa_sec_parms list (default: one AUTH_NONE entry)."""
         self.c = w.Conn("127.0.0.1", port, timeout=10.0)
         self.owner = owner
+        self.cb_sec = cb_sec if cb_sec is not None else u32(1) + u32(0)
         self.xid = 0x7100
         self.recalls = []  # (stateid, fh) of CB_RECALLs answered
         self.cb_calls = 0
+        self.cb_creds = []  # (flavor, body) of every CB_COMPOUND's credential
         self.clientid, seq = self._exchange_id()
         self.sid, flags = self._create_session(seq)
         if not flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN:
@@ -156,7 +159,7 @@ class Nfs41Client:
         self.cb_calls += 1
         x = Xdr(msg)
         xid, _, rpcvers, prog, vers, proc = (x.u32() for _ in range(6))
-        x.u32(), x.opaque()  # credential
+        self.cb_creds.append((x.u32(), x.opaque()))  # credential
         x.u32(), x.opaque()  # verifier
         if (prog, vers, proc) != (CB_PROG, 1, 1):
             raise AssertionError(f"callback call {prog:#x}/{vers}/{proc}")
@@ -217,7 +220,7 @@ class Nfs41Client:
         # back channel on this connection; callbacks may come as AUTH_NONE
         args = (u32(OP_CREATE_SESSION) + u64(self.clientid) + u32(seq) + u32(CREATE_SESSION4_FLAG_CONN_BACK_CHAN) +
                 chan_attrs() + chan_attrs(maxreq=65536, maxresp=65536, cached=0, maxops=8, reqs=1) +
-                u32(CB_PROG) + u32(1) + u32(0))
+                u32(CB_PROG) + self.cb_sec)
         status, x = self._raw_compound([args])
         if status != NFS4_OK:
             raise AssertionError(f"CREATE_SESSION: {status}")

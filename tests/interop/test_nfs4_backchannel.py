@@ -34,7 +34,9 @@ from test_deleg_v3 import (  # noqa: E402
 LEASE = 10
 BINARY = None
 
-OP_BIND_CONN_TO_SESSION, OP_FREE_STATEID, OP_TEST_STATEID = 41, 45, 55
+OP_BACKCHANNEL_CTL, OP_BIND_CONN_TO_SESSION, OP_FREE_STATEID, OP_TEST_STATEID = 40, 41, 45, 55
+NFS4ERR_ENCR_ALG_UNSUPP = 10079
+AUTH_NONE, AUTH_SYS, RPCSEC_GSS = 0, 1, 6
 CDFC4_FORE, CDFC4_BACK_OR_BOTH = 0x1, 0x3
 CDFS4_FORE, CDFS4_BOTH = 0x1, 0x3
 SEQ4_STATUS_CB_PATH_DOWN = 0x001
@@ -61,9 +63,9 @@ class BackChanClient(Nfs41Client):
     connections to its session and switch the connection it calls on. Callbacks are
     answered on whichever connection it is reading."""
 
-    def __init__(self, port, owner):
+    def __init__(self, port, owner, cb_sec=None):
         self.port = port
-        super().__init__(port, owner)
+        super().__init__(port, owner, cb_sec)
         self.conn_a = self.c
         self.cb_nulls = 0
 
@@ -163,8 +165,8 @@ class BackChannel(unittest.TestCase):
         finally:
             cls.srv.cleanup()
 
-    def client(self, name):
-        c = BackChanClient(self.srv.port, f"bc-{self.id()}-{name}".encode())
+    def client(self, name, cb_sec=None):
+        c = BackChanClient(self.srv.port, f"bc-{self.id()}-{name}".encode(), cb_sec)
         self.addCleanup(lambda: [k.close() for k in (c.conn_a, c.c)])
         return c
 
@@ -247,6 +249,47 @@ class BackChannel(unittest.TestCase):
         self.assertEqual(other.close_file(o.fh, o.open_sid), NFS4_OK)
         self.assertEqual(cl.close_file(r.fh, r.open_sid), NFS4_OK)
         self.assertEqual(cl.sequence_flags() & (PATH_DOWN | SEQ4_STATUS_RECALLABLE_STATE_REVOKED), 0)
+
+    def recall_credential(self, cl, name):
+        """cl gets a read delegation on name, another client's OPEN for writing has it
+        recalled; returns the credential (flavor, uid, gid, machine name) of the CB_RECALL."""
+        root = cl.root_fh(self.srv.export)
+        r = cl.open2(root, name, SHARE_ACCESS_READ, WANT_READ_DELEG)
+        self.assertEqual((r.status, r.dtype), (NFS4_OK, OPEN_DELEGATE_READ), self.log())
+        other = self.client(f"writer-{len(cl.cb_creds)}")
+        o = other.open2(other.root_fh(self.srv.export), name, SHARE_ACCESS_READ | SHARE_ACCESS_WRITE, 0)
+        self.assertEqual(o.status, NFS4ERR_DELAY, "a conflicting OPEN while the delegation is out")
+        cl.wait_recall()
+        flavor, body = cl.cb_creds[-1]
+        self.assertEqual(cl.delegreturn(r.fh, r.deleg_sid), NFS4_OK)
+        self.assertEqual(cl.close_file(r.fh, r.open_sid), NFS4_OK)
+        if flavor != AUTH_SYS:
+            return flavor, None, None, None
+        x = Xdr(body)
+        x.u32()  # stamp
+        machine = x.opaque()
+        return flavor, x.u32(), x.u32(), machine
+
+    def test_callback_credential_from_sec_parms_and_backchannel_ctl(self):
+        """CB_RECALL carries the AUTH_SYS credential the client gave in csa_sec_parms, then
+        the one BACKCHANNEL_CTL gave (RFC 8881 18.33, 18.36); a list with only RPCSEC_GSS
+        is refused and changes nothing."""
+        def sys_parms(uid, gid, machine):
+            return u32(AUTH_SYS) + u32(7) + w.opaque(machine) + u32(uid) + u32(gid) + u32(1) + u32(gid)
+        self.make_file("cred")
+        # GSS first (unusable for us), then AUTH_SYS: the AUTH_SYS entry is used
+        gss = u32(RPCSEC_GSS) + u32(1) + w.opaque(b"h1") + w.opaque(b"h2")
+        cl = self.client("cred", cb_sec=u32(2) + gss + sys_parms(17, 19, b"cbhost"))
+        self.assertEqual(self.recall_credential(cl, "cred"), (AUTH_SYS, 17, 19, b"cbhost"))
+        status, _ = cl.compound([u32(OP_BACKCHANNEL_CTL) + u32(CB_PROG) + u32(1) + sys_parms(29, 31, b"other")])
+        self.assertEqual(status, NFS4_OK, "BACKCHANNEL_CTL with AUTH_SYS")
+        self.assertEqual(self.recall_credential(cl, "cred"), (AUTH_SYS, 29, 31, b"other"))
+        status, _ = cl.compound([u32(OP_BACKCHANNEL_CTL) + u32(CB_PROG) + u32(1) + gss])
+        self.assertEqual(status, NFS4ERR_ENCR_ALG_UNSUPP, "BACKCHANNEL_CTL with RPCSEC_GSS only")
+        self.assertEqual(self.recall_credential(cl, "cred"), (AUTH_SYS, 29, 31, b"other"))
+        status, _ = cl.compound([u32(OP_BACKCHANNEL_CTL) + u32(CB_PROG) + u32(1) + u32(AUTH_NONE)])
+        self.assertEqual(status, NFS4_OK, "BACKCHANNEL_CTL with AUTH_NONE")
+        self.assertEqual(self.recall_credential(cl, "cred")[0], AUTH_NONE)
 
     def test_recall_over_dead_back_channel_revokes(self):
         self.make_file("r1")

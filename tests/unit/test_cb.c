@@ -295,6 +295,8 @@ static struct state_client *client41(struct state_server *ss, const char *owner,
     memcpy(sessionid, cr.sessionid, NFS4_SESSIONID_SIZE);
     struct state_client *c = NULL;
     CHECK_EQ(state_client_lookup(ss, er.clientid, &c), STATE_OK);
+    if (c) /* no new state before it (RFC 8881 18.51.3) */
+        CHECK_EQ(state_reclaim_complete(ss, c), STATE_OK);
     return c;
 }
 
@@ -424,10 +426,17 @@ static void test_back_channel(struct cb_service *cb, struct state_server *ss, st
     CHECK(fake.last_stateid.seqid == 1 && fake.last_stateid.other[11] == 12);
     CHECK(fake.last_fh_len == 12 && memcmp(fake.last_fh, "FH-of-a-file", 12) == 0);
     CHECK(fake.last_flavor == RPC_AUTH_SYS && fake.last_uid == 0 && strcmp(fake.last_machine, "peernfsd") == 0);
-    t.auth_none = true; /* a back channel that only accepts AUTH_NONE */
+    struct state_cb_sec none = {.flavor = RPC_AUTH_NONE};
+    t.sec = &none; /* a back channel that only accepts AUTH_NONE */
     CHECK_EQ(recall_sync(cb, &t, &res), 0);
     CHECK(res.err == 0 && fake.last_seqid == 2 && fake.last_flavor == RPC_AUTH_NONE);
-    t.auth_none = false;
+    struct state_cb_sec sys = {.flavor = RPC_AUTH_SYS, .uid = 17, .gid = 19, .machinename_len = 6,
+                               .machinename = "client"}; /* the client's csa_sec_parms choice */
+    t.sec = &sys;
+    CHECK_EQ(recall_sync(cb, &t, &res), 0);
+    CHECK(res.err == 0 && fake.last_seqid == 3 && fake.last_flavor == RPC_AUTH_SYS && fake.last_uid == 17 &&
+          strcmp(fake.last_machine, "client") == 0);
+    t.sec = NULL;
 
     /* NFS4ERR_DELAY from CB_RECALL: retried with the next seqid, then OK */
     struct cb_stats st0, st1;
@@ -437,7 +446,7 @@ static void test_back_channel(struct cb_service *cb, struct state_server *ss, st
     CHECK_EQ(recall_sync(cb, &t, &res), 0);
     CHECK(res.err == 0 && res.status == NFS4_OK);
     CHECK_EQ(fake_get(&fake.recalls), recalls0 + 2);
-    CHECK_EQ(fake.last_seqid, 4);
+    CHECK_EQ(fake.last_seqid, 5);
     cb_service_stats(cb, &st1);
     CHECK_EQ(st1.delay_retries, st0.delay_retries + 1);
 
@@ -452,7 +461,7 @@ static void test_back_channel(struct cb_service *cb, struct state_server *ss, st
         wait_runs(&o[i].runs, 1, 10000);
         CHECK(o[i].r.err == 0 && o[i].r.status == NFS4_OK);
     }
-    CHECK_EQ(fake.last_seqid, 7);
+    CHECK_EQ(fake.last_seqid, 8);
     CHECK_EQ(fake_get(&fake.max_in_flight), 1);
     cb_service_stats(cb, &st1);
     CHECK(st1.slot_waits > st0.slot_waits);
@@ -471,7 +480,7 @@ static void test_back_channel(struct cb_service *cb, struct state_server *ss, st
     CHECK_EQ(cb_null(cb, &t, outcome_done, &z), 0);
     wait_runs(&z.runs, 1, 5000);
     CHECK(z.r.err == 0 && fake_get(&fake.nulls) == nulls0 + 1);
-    CHECK_EQ(fake.last_seqid, 9);
+    CHECK_EQ(fake.last_seqid, 10);
     /* arguments refused up front */
     CHECK_EQ(cb_compound(cb, &t, NULL, 0, outcome_done, &z), -EINVAL);
     CHECK_EQ(cb_recall(cb, &t, &sid, false, fh, 0, outcome_done, &z), -EINVAL);
@@ -494,7 +503,7 @@ static void test_back_channel(struct cb_service *cb, struct state_server *ss, st
     CHECK_EQ(state_bind_conn_to_session(ss, sessionid, conn, &dir), STATE_OK);
     fake_set_mode(MODE_OK);
     CHECK_EQ(recall_sync(cb, &t, &res), 0);
-    CHECK(res.err == 0 && res.status == NFS4_OK && fake.last_seqid == 10);
+    CHECK(res.err == 0 && res.status == NFS4_OK && fake.last_seqid == 11);
 
     /* no reply within the call timeout: path down */
     fake_set_mode(MODE_NO_REPLY);
@@ -503,9 +512,9 @@ static void test_back_channel(struct cb_service *cb, struct state_server *ss, st
     CHECK(state_session_back_conn(s) == NULL);
     CHECK_EQ(state_bind_conn_to_session(ss, sessionid, conn, &dir), STATE_OK);
     fake_set_mode(MODE_OK);
-    /* the unanswered seqid 11 is sent again (the client never processed it) */
+    /* the unanswered seqid 12 is sent again (the client never processed it) */
     CHECK_EQ(recall_sync(cb, &t, &res), 0);
-    CHECK(res.err == 0 && fake.last_seqid == 11);
+    CHECK(res.err == 0 && fake.last_seqid == 12);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -677,13 +686,23 @@ int main(void)
     memcpy(fake.sessionid, sessionid, sizeof(sessionid));
     struct state_session *s = c ? state_client_back_session(c) : NULL;
     CHECK(s != NULL);
-    if (s) { /* the back channel's flavor, as nfs4/ records it from csa_sec_parms */
-        CHECK_EQ(state_session_cb_flavor(s), RPC_AUTH_SYS);
-        CHECK_EQ(state_session_set_cb_flavor(ss, state_client_id(c), sessionid, RPC_AUTH_NONE), STATE_OK);
-        CHECK_EQ(state_session_cb_flavor(s), RPC_AUTH_NONE);
-        CHECK_EQ(state_session_set_cb_flavor(ss, state_client_id(c), sessionid, RPC_AUTH_SYS), STATE_OK);
-        CHECK_EQ(state_session_cb_flavor(s), RPC_AUTH_SYS);
-        CHECK_EQ(state_session_set_cb_flavor(ss, state_client_id(c) + 1, sessionid, 0), STATE_ERR_BADSESSION);
+    if (s) { /* the back channel's credential, as nfs4/ records it from csa_sec_parms */
+        struct state_cb_sec got, none = {.flavor = RPC_AUTH_NONE};
+        struct state_cb_sec sys = {.flavor = RPC_AUTH_SYS, .uid = 17, .gid = 19, .machinename_len = 4,
+                                   .machinename = "host"};
+        uint32_t prog = 0x40000123, prog0 = state_session_cb_program(s);
+        state_session_cb_sec(s, &got);
+        CHECK(got.flavor == RPC_AUTH_SYS && got.uid == 0 && got.gid == 0 && strcmp(got.machinename, "peernfsd") == 0);
+        CHECK_EQ(state_session_set_cb_sec(ss, state_client_id(c), sessionid, NULL, &none), STATE_OK);
+        state_session_cb_sec(s, &got);
+        CHECK_EQ(got.flavor, RPC_AUTH_NONE);
+        CHECK_EQ(state_session_cb_program(s), prog0);
+        CHECK_EQ(state_session_set_cb_sec(ss, state_client_id(c), sessionid, &prog, &sys), STATE_OK);
+        state_session_cb_sec(s, &got);
+        CHECK(got.flavor == RPC_AUTH_SYS && got.uid == 17 && got.gid == 19 && strcmp(got.machinename, "host") == 0);
+        CHECK_EQ(state_session_cb_program(s), prog);
+        CHECK_EQ(state_session_set_cb_sec(ss, state_client_id(c), sessionid, &prog0, &sys), STATE_OK);
+        CHECK_EQ(state_session_set_cb_sec(ss, state_client_id(c) + 1, sessionid, NULL, &none), STATE_ERR_BADSESSION);
     }
 
     struct cb_config ccfg = {.call_timeout_ms = 400, .delay_backoff_ms = 20, .slot_wait_ms = 5000};

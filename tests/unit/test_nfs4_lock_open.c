@@ -545,6 +545,7 @@ static void test_v41(void)
     CHECK_EQ(state_client_lookup(srv.state, xr.clientid, &client), STATE_OK);
     if (!client)
         return;
+    CHECK_EQ(state_reclaim_complete(srv.state, client), STATE_OK); /* before any OPEN */
     cc.minor = 1;
     cc.client = client;
 

@@ -214,8 +214,9 @@ static void test_exchange_id(void)
     state_server_destroy(ss);
 }
 
-static struct state_client *client41(struct state_server *ss, const char *owner, void *conn,
-                                     uint8_t sessionid[STATE_SESSIONID_SIZE])
+/* A 4.1 client with a session that has not sent RECLAIM_COMPLETE yet. */
+static struct state_client *client41_new(struct state_server *ss, const char *owner, void *conn,
+                                         uint8_t sessionid[STATE_SESSIONID_SIZE])
 {
     struct state_exchange_id_res r;
     CHECK_ST(state_exchange_id(ss, owner, strlen(owner), V1, 0, &P1, 1, &r), STATE_OK);
@@ -225,6 +226,16 @@ static struct state_client *client41(struct state_server *ss, const char *owner,
     memcpy(sessionid, cr.sessionid, STATE_SESSIONID_SIZE);
     struct state_client *c = NULL;
     CHECK_ST(state_client_lookup(ss, r.clientid, &c), STATE_OK);
+    return c;
+}
+
+/* ... and one that has (RFC 8881 18.51.3: no new state before it). */
+static struct state_client *client41(struct state_server *ss, const char *owner, void *conn,
+                                     uint8_t sessionid[STATE_SESSIONID_SIZE])
+{
+    struct state_client *c = client41_new(ss, owner, conn, sessionid);
+    if (c)
+        CHECK_ST(state_reclaim_complete(ss, c), STATE_OK);
     return c;
 }
 
@@ -918,13 +929,15 @@ static void test_grace(void)
     state_stats(ss, &st);
     CHECK(st.db_ok && !state_in_grace(ss));
     uint32_t epoch1 = state_boot_epoch(ss);
-    struct state_client *a = client41(ss, "client-a", NULL, sid);
-    struct state_client *b = client41(ss, "client-b", NULL, sid);
-    struct state_client *x = client41(ss, "client-x", NULL, sid);
-    open_something(ss, a, STATE_OK);
-    open_something(ss, b, STATE_OK);
+    struct state_client *a = client41_new(ss, "client-a", NULL, sid);
+    struct state_client *b = client41_new(ss, "client-b", NULL, sid);
+    struct state_client *x = client41_new(ss, "client-x", NULL, sid);
+    open_something(ss, a, STATE_ERR_GRACE); /* no new state before RECLAIM_COMPLETE */
     CHECK_ST(state_reclaim_complete(ss, a), STATE_OK);
     CHECK_ST(state_reclaim_complete(ss, a), STATE_ERR_COMPLETE_ALREADY);
+    CHECK_ST(state_reclaim_complete(ss, b), STATE_OK);
+    open_something(ss, a, STATE_OK);
+    open_something(ss, b, STATE_OK);
     CHECK_ST(state_grace_check(ss, a, true), STATE_ERR_NO_GRACE);
     state_client_put(a);
     state_client_put(b);
@@ -936,8 +949,8 @@ static void test_grace(void)
     CHECK(state_boot_epoch(ss) > epoch1);
     state_stats(ss, &st);
     CHECK(st.db_ok && st.reclaim_set == 2 && state_in_grace(ss));
-    a = client41(ss, "client-a", NULL, sid);
-    x = client41(ss, "client-x", NULL, sid);
+    a = client41_new(ss, "client-a", NULL, sid);
+    x = client41_new(ss, "client-x", NULL, sid);
     open_something(ss, a, STATE_ERR_GRACE);            /* non-reclaim during grace */
     CHECK_ST(state_grace_check(ss, a, false), STATE_ERR_GRACE);
     CHECK_ST(state_grace_check(ss, a, true), STATE_OK);
@@ -962,9 +975,9 @@ static void test_grace(void)
     ss = new_server(dir, false);
     state_stats(ss, &st);
     CHECK(st.reclaim_set == 2 && state_in_grace(ss));
-    a = client41(ss, "client-a", NULL, sid);
+    a = client41_new(ss, "client-a", NULL, sid);
     uint8_t sid_b[STATE_SESSIONID_SIZE];
-    b = client41(ss, "client-b", NULL, sid_b);
+    b = client41_new(ss, "client-b", NULL, sid_b);
     CHECK_ST(state_reclaim_complete(ss, a), STATE_OK);
     CHECK(state_in_grace(ss));
     CHECK_ST(state_reclaim_complete(ss, b), STATE_OK);
@@ -989,7 +1002,7 @@ static void test_grace(void)
         state_work_free(w, nw_);
     }
     CHECK(!state_in_grace(ss));
-    x = client41(ss, "client-x", NULL, sid);
+    x = client41_new(ss, "client-x", NULL, sid);
     CHECK_ST(state_grace_check(ss, x, true), STATE_ERR_NO_GRACE);
     state_client_put(x);
     state_server_destroy(ss);

@@ -96,6 +96,7 @@ g=$(sed -n 's/.*granted after \([0-9.]*\)s.*/\1/p' /tmp/lock.out)
   || bad "blocked F_SETLKW: granted after '${g}' s (want 1.5 to 15)"
 nfstool flock "$d/fl" "$d2/fl" > /tmp/flock.out 2>&1 && ok "flock conflict across mounts" || { cat /tmp/flock.out; bad "flock conflict across mounts"; }
 nfstool trylock "$d2/lk" > /dev/null 2>&1; check "lock free again after both released it (trylock rc)" 0 $?
+: > /tmp/hold2.out   # no stale output of the previous version's run
 nfstool waitlock "$d/lk2" 4 > /tmp/hold2.out 2>&1 &      # A holds a lock for 4 s
 hp=$!; i=0; while ! grep -q granted /tmp/hold2.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 nfstool trylock "$d3/lk2" > /dev/null 2>&1; check "client C's F_SETLK refused while A holds the lock (rc 3 = EAGAIN)" 3 $?
@@ -175,6 +176,7 @@ if [ -n "${KC_V3_EXPORT:-}" ]; then
     lock_pair "v3 (NLM) holds, v4 asks" "$v3d/x43" "$d/x43"
     nfstool trylock "$d/x43" > /dev/null 2>&1; check "v4 gets the lock after the v3 holder released it (trylock rc)" 0 $?
     # a held NLM lock also stops the other NFSv4 client, and flock too
+    : > /tmp/hold3.out   # no stale output of the previous version's run
     nfstool waitlock "$v3d/x43" 4 > /tmp/hold3.out 2>&1 &
     hp=$!; i=0; while ! grep -q granted /tmp/hold3.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
     nfstool trylock "$d3/x43" > /dev/null 2>&1; check "client C's F_SETLK refused while the v3 mount holds the lock (rc 3 = EAGAIN)" 3 $?
@@ -194,6 +196,7 @@ if [ "${KC_HOSTLOCK:-0}" = 1 ]; then
     ok "host process locked $n/hl (fcntl) on the server"
     nfstool trylock "$d/hl" > /dev/null 2>&1; check "host holds the lock: v4 F_SETLK refused (rc 3 = EAGAIN)" 3 $?
     nfstool trylock "$d2/hl" > /dev/null 2>&1; check "host holds the lock: mount B's F_SETLK refused (rc 3)" 3 $?
+    : > /tmp/hw.out   # no stale output of the previous version's run
     nfstool waitlock "$d/hl" > /tmp/hw.out 2>&1 &
     wp=$!; sleep 2
     kill -0 $wp 2>/dev/null && ok "host holds the lock: a v4 F_SETLKW waits" || bad "host holds the lock: F_SETLKW did not wait: $(cat /tmp/hw.out)"
@@ -209,6 +212,7 @@ if [ "${KC_HOSTLOCK:-0}" = 1 ]; then
   fi
   # the reverse: the v4 mount holds a lock, the host's non-blocking attempt fails
   rm -f /tmp/go1 /tmp/go2
+  : > /tmp/hl2.out   # no stale output of the previous version's run
   nfstool holdlock "$d/hl2" /tmp/go1 /tmp/go2 > /tmp/hl2.out 2>&1 &
   hp=$!; i=0; while ! grep -q "holdlock: locked" /tmp/hl2.out && kill -0 $hp 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
   if grep -q "holdlock: locked" /tmp/hl2.out; then
@@ -231,6 +235,7 @@ else echo "SKIP: locks against a local process on the server (no host access: KC
 # --- (c) open + lock reclaimed after a server restart
 if [ "${KC_STATE_RESTART:-1}" != 0 ]; then
   tag=/host/${KC_STATE_TAG:-state}; rm -f "$tag.writing" "$tag.restarted" /tmp/go1 /tmp/go2
+  : > /tmp/hold.out   # no stale output of the previous version's run
   nfstool holdlock "$d/reclaim" /tmp/go1 /tmp/go2 > /tmp/hold.out 2>&1 &
   hp=$!
   i=0; while ! grep -q "holdlock: locked" /tmp/hold.out && kill -0 $hp 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done

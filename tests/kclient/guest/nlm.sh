@@ -24,8 +24,10 @@ g=$(sed -n 's/.*granted after \([0-9.]*\)s.*/\1/p' /tmp/lock.out)
 nfstool flock "$PWD/fl" "$m2"fl && ok "flock conflict across mounts" || bad "flock"
 
 # 3. a blocked waiter killed by a signal leaves no stale lock (CANCEL)
+: > /tmp/hold.out
 nfstool waitlock "$PWD/kw" 6 > /tmp/hold.out 2>&1 &   # holder (gets it at once, holds 6 s)
 hp=$!; sleep 1
+: > /tmp/wait.out
 nfstool waitlock "${m2}kw" 30 > /tmp/wait.out 2>&1 &  # waiter: blocks on the server
 wp=$!; sleep 2
 kill -9 $wp; wait $wp 2>/dev/null
@@ -42,6 +44,7 @@ if [ -n "${KC_LOCAL_FILE:-}" ]; then
   if [ -e /host/local.held ]; then
     nfstool trylock "$NFS_MNT/$KC_LOCAL_FILE"; rc=$?
     [ $rc = 3 ] && ok "local lock on the server: F_SETLK fails with EAGAIN" || bad "local lock on the server: trylock rc $rc (want 3, EAGAIN)"
+    : > /tmp/lw.out
     nfstool waitlock "$NFS_MNT/$KC_LOCAL_FILE" > /tmp/lw.out 2>&1 &
     lw=$!; sleep 2
     kill -0 $lw 2>/dev/null && ok "blocking lock waits while the local process holds its lock" || bad "blocking lock did not wait"
