@@ -39,8 +39,8 @@ static void count(uint64_t *counter)
 /* Where to call the client: 4.0 its SETCLIENTID address, 4.1+ its newest session with a
  * usable back channel (*session referenced: the caller puts it), called with the
  * credential the client chose (kept in *sec). False: no path. */
-static bool nfs4_cb_target(struct state_client *client, struct cb_target *t,
-                           struct state_session **session, struct state_cb_sec *sec)
+bool nfs4_cb_target(struct state_client *client, struct cb_target *t, struct state_session **session,
+                    struct state_cb_sec *sec)
 {
     memset(t, 0, sizeof(*t));
     *session = NULL;
@@ -194,6 +194,7 @@ static void *nfs4_cb_main(void *arg)
         }
         nfs4_cb_process(srv, t->cb, w, n);
         state_work_free(w, n);
+        nfs4_lock_notify_run(srv, t->cb);
         pthread_mutex_lock(&srv->cb_lock);
     }
     pthread_mutex_unlock(&srv->cb_lock);

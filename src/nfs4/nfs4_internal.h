@@ -38,7 +38,10 @@ struct nfs4_counters {
     /* Ops executed, by op number (0..OP_MAX); read by tests through the log/stats. */
     uint64_t ops[80];
     uint64_t cb_recall_sent, cb_recall_failed, delegs_granted, delegs_returned, delegs_revoked;
+    uint64_t cb_notify_lock_sent, cb_notify_lock_failed;
 };
+
+struct nfs4_lock_waiter;
 
 struct nfs4_server {
     const struct export_table *exports;
@@ -57,6 +60,12 @@ struct nfs4_server {
     pthread_mutex_t cb_lock;
     pthread_cond_t cb_cond;
     bool cb_stop, cb_kick, cb_thread_started;
+    /* CB_NOTIFY_LOCK waiters (nfs4_lock_notify.c), guarded by notify_mu */
+    pthread_mutex_t notify_mu;
+    struct nfs4_lock_waiter *notify_waiters; /* probes queued in the lock space */
+    struct nfs4_lock_waiter *notify_ready;   /* range came free: notification to send */
+    unsigned notify_count;
+    bool notify_closing;
     struct nfs4_counters counters; /* updated with relaxed atomics */
 };
 
@@ -209,14 +218,6 @@ static inline struct state_client *nfs4_client(struct nfs4_compound *c)
 }
 
 /* ---- nfs4_callback.c ---- */
-int nfs4_cb_start(struct nfs4_server *srv);
-void nfs4_cb_stop(struct nfs4_server *srv);
-/* Wake the callback thread: new work (recalls, probes) is queued in state/. */
-void nfs4_cb_kick(struct nfs4_server *srv);
-/* A connection carried a COMPOUND: remember to tell state/ when it closes. */
-void nfs4_cb_conn_seen(struct nfs4_server *srv, struct rpc_conn *conn);
-
-/* ---- nfs4_callback.c ---- */
 /* The callback thread (CB_RECALL of delegations, CB_NULL probes of 4.0 callback paths,
  * through cb/). nfs4_cb_start initialises cb_lock/cb_cond and starts it (0 or -errno);
  * call it before serving requests. nfs4_cb_stop joins it after the callbacks in flight
@@ -235,6 +236,33 @@ void nfs4_cb_work_ready(void *srv);
  * notifications use srv->state: destroy the rpc server (which closes every connection)
  * before the state server. */
 void nfs4_cb_conn_seen(struct nfs4_server *srv, struct rpc_conn *conn);
+/* Where to call the client: 4.0 its SETCLIENTID address, 4.1+ its newest session with a
+ * usable back channel (*session referenced: the caller puts it), called with the
+ * credential the client chose (kept in *sec). False: no path. */
+struct cb_target;
+bool nfs4_cb_target(struct state_client *client, struct cb_target *t, struct state_session **session,
+                    struct state_cb_sec *sec);
+
+/* ---- the file as the lock space sees it (nfs4_lock.c) ---- */
+/* Length of a 4.0/4.1 lock owner key prefix: the clientid. */
+#define NFS4_LOCK_CLIENTID_LEN 8u
+struct nfs4_lock_file {
+    struct export *ex;
+    struct fs_fh fh;
+    uint8_t key[2 + FS_FH_MAX];
+    struct lock_file_id id; /* key and ctx point into this struct */
+};
+
+/* ---- nfs4_lock_notify.c: CB_NOTIFY_LOCK for denied 4.1+ blocking locks ---- */
+void nfs4_lock_notify_init(struct nfs4_server *srv);
+/* LOCK was DENIED for a READW/WRITEW lock of owner lo on the current filehandle f. */
+void nfs4_lock_notify_add(struct nfs4_compound *c, const struct nfs4_lock_file *f, enum lock_type type,
+                          uint64_t start, uint64_t len, struct lock_owner *lo);
+/* Callback thread: sends the notifications due and drops expired waiters. */
+struct cb_service;
+void nfs4_lock_notify_run(struct nfs4_server *srv, struct cb_service *cb);
+/* After nfs4_cb_stop, before the lock space is destroyed. */
+void nfs4_lock_notify_fini(struct nfs4_server *srv);
 
 /* Op handlers (one file per area). */
 #define NFS4_OP(name) nfsstat4 nfs4_op_##name(struct nfs4_compound *c, nfs_argop4 *arg, nfs_resop4 *res)

@@ -22,17 +22,7 @@
 #include "util/log.h"
 
 
-/* Length of a 4.0/4.1 lock owner key prefix: the clientid. */
-#define NFS4_LOCK_CLIENTID_LEN 8u
-
-/* ---- the file as the lock space sees it ---- */
-
-struct nfs4_lock_file {
-    struct export *ex;
-    struct fs_fh fh;
-    uint8_t key[2 + FS_FH_MAX];
-    struct lock_file_id id;
-};
+/* ---- the file as the lock space sees it (struct nfs4_lock_file: nfs4_internal.h) ---- */
 
 /* Lock space callback: a new descriptor of its own for the backing file. */
 static int nfs4_lock_open_file(void *ctx, int flags)
@@ -324,9 +314,8 @@ static nfsstat4 nfs4_lock_take(struct nfs4_compound *c, const LOCK4args *a, stru
         ls = lock_lock(c->srv->locks, lo, &f.id, &req, &k);
     }
     if (ls == LOCK_DENIED) {
-        /* TODO(lead): 4.1 READW/WRITEW waiters could get CB_NOTIFY_LOCK (RFC 8881
-         * 20.11) once cb/ exists; until then the client polls, which RFC 8881 allows
-         * (OPEN4_RESULT_MAY_NOTIFY_LOCK is never set). */
+        if (a->locktype == READW_LT || a->locktype == WRITEW_LT) /* 4.1+: CB_NOTIFY_LOCK later */
+            nfs4_lock_notify_add(c, &f, req.type, req.start, req.len, lo);
         nfs4_lock_denied(c, &k, &r->denied);
         return NFS4ERR_DENIED;
     }

@@ -534,6 +534,8 @@ static nfsstat4 nfs4_open_state(struct nfs4_open *o)
     ok->cinfo.before = o->change_before;
     ok->cinfo.after = o->change_after;
     ok->rflags = OPEN4_RESULT_LOCKTYPE_POSIX | (sr.confirm_needed ? OPEN4_RESULT_CONFIRM : 0);
+    if (o->c->minor >= 1 && o->c->srv->locks) /* a denied READW/WRITEW gets CB_NOTIFY_LOCK */
+        ok->rflags |= OPEN4_RESULT_MAY_NOTIFY_LOCK;
     nfs4_open_attrset(o);
     nfs4_open_deleg_result(o, &sr);
     state_stid_put(sr.open);

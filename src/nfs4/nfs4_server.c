@@ -72,6 +72,7 @@ int nfs4_server_create(struct nfs4_server **out, const struct export_table *expo
         free(s);
         return -ENOMEM;
     }
+    nfs4_lock_notify_init(s);
     err = nfs4_cb_start(s); /* initialises cb_lock and cb_cond */
     if (err) {
         nfs4_server_destroy(s);
@@ -88,6 +89,8 @@ void nfs4_server_destroy(struct nfs4_server *s)
     if (!s)
         return;
     nfs4_cb_stop(s);
+    if (s->state) /* else create failed before the notify list existed */
+        nfs4_lock_notify_fini(s);
     state_server_destroy(s->state);
     pseudo_fs_free(&s->pseudo);
     free(s);

@@ -31,7 +31,7 @@ BINARY = None
 OP_CLOSE, OP_DELEGRETURN, OP_GETFH, OP_LOOKUP, OP_OPEN = 4, 8, 10, 15, 18
 OP_PUTFH, OP_PUTROOTFH = 22, 24
 OP_EXCHANGE_ID, OP_CREATE_SESSION, OP_SEQUENCE, OP_RECLAIM_COMPLETE = 42, 43, 53, 58
-CB_OP_RECALL, CB_OP_SEQUENCE = 4, 11
+CB_OP_RECALL, CB_OP_SEQUENCE, CB_OP_NOTIFY_LOCK = 4, 11, 13
 NFS4_OK = 0
 SHARE_ACCESS_READ, SHARE_ACCESS_WRITE = 1, 2
 WANT_READ_DELEG, WANT_WRITE_DELEG = 0x0100, 0x0200
@@ -105,6 +105,7 @@ class Nfs41Client:
         self.recalls = []  # (stateid, fh) of CB_RECALLs answered
         self.cb_calls = 0
         self.cb_creds = []  # (flavor, body) of every CB_COMPOUND's credential
+        self.lock_notifies = []  # (fh, clientid, owner) of CB_NOTIFY_LOCKs answered
         self.clientid, seq = self._exchange_id()
         self.sid, flags = self._create_session(seq)
         if not flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN:
@@ -180,6 +181,10 @@ class Nfs41Client:
             elif op == CB_OP_RECALL:
                 stateid, _truncate, fh = x.fixed(16), x.u32(), x.opaque()
                 self.recalls.append((stateid, fh))
+                results.append(u32(op) + u32(NFS4_OK))
+            elif op == CB_OP_NOTIFY_LOCK:
+                fh, clientid, owner = x.opaque(), x.u64(), x.opaque()
+                self.lock_notifies.append((fh, clientid, owner))
                 results.append(u32(op) + u32(NFS4_OK))
             else:
                 raise AssertionError(f"unexpected callback op {op}")

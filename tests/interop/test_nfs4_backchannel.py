@@ -43,7 +43,10 @@ SEQ4_STATUS_CB_PATH_DOWN = 0x001
 SEQ4_STATUS_RECALLABLE_STATE_REVOKED = 0x040
 SEQ4_STATUS_CB_PATH_DOWN_SESSION = 0x200
 PATH_DOWN = SEQ4_STATUS_CB_PATH_DOWN | SEQ4_STATUS_CB_PATH_DOWN_SESSION
-NFS4ERR_DELAY, NFS4ERR_DELEG_REVOKED = 10008, 10087
+NFS4ERR_DELAY, NFS4ERR_DENIED, NFS4ERR_DELEG_REVOKED = 10008, 10010, 10087
+OP_LOCK, OP_LOCKU = 12, 14
+READ_LT, WRITE_LT, READW_LT, WRITEW_LT = 1, 2, 3, 4
+OPEN4_RESULT_MAY_NOTIFY_LOCK = 0x20
 WND4_CONTENTION, WND4_RESOURCE = 1, 2
 WND4_NAMES = {0: "NOT_WANTED", 1: "CONTENTION", 2: "RESOURCE", 3: "NOT_SUPP_FTYPE",
               4: "WRITE_DELEG_NOT_SUPP_FTYPE", 5: "NOT_SUPP_UPGRADE", 6: "NOT_SUPP_DOWNGRADE",
@@ -53,8 +56,8 @@ WND4_NAMES = {0: "NOT_WANTED", 1: "CONTENTION", 2: "RESOURCE", 3: "NOT_SUPP_FTYP
 class Opened:
     """What OPEN returned."""
 
-    def __init__(self, status, open_sid=None, dtype=None, deleg_sid=None, why=None, fh=None):
-        self.status, self.open_sid, self.dtype = status, open_sid, dtype
+    def __init__(self, status, open_sid=None, dtype=None, deleg_sid=None, why=None, fh=None, rflags=0):
+        self.status, self.open_sid, self.dtype, self.rflags = status, open_sid, dtype, rflags
         self.deleg_sid, self.why, self.fh = deleg_sid, why, fh
 
 
@@ -113,7 +116,7 @@ class BackChanClient(Nfs41Client):
         x.u32(), x.u32()  # OPEN
         r = Opened(status, open_sid=x.fixed(16))
         x.u32(), x.u64(), x.u64()  # change_info4
-        x.u32()  # rflags
+        r.rflags = x.u32()
         x.bitmap()
         r.dtype = x.u32()
         if r.dtype in (OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE):
@@ -132,6 +135,41 @@ class BackChanClient(Nfs41Client):
         x.u32(), x.u32()  # GETFH
         r.fh = x.opaque()
         return r
+
+    def lock(self, fh, open_sid, owner, locktype, offset=0, length=0xFFFFFFFFFFFFFFFF):
+        """LOCK with a new lock owner -> (status, lock stateid or the LOCK4denied owner)."""
+        locker = u32(1) + u32(0) + open_sid + u32(0) + u64(self.clientid) + w.opaque(owner)
+        args = u32(OP_LOCK) + u32(locktype) + u32(0) + u64(offset) + u64(length) + locker
+        status, x = self.compound([u32(OP_PUTFH) + w.opaque(fh), args])
+        if status not in (NFS4_OK, NFS4ERR_DENIED):
+            return status, None
+        x.u32(), x.u32()  # PUTFH
+        x.u32(), x.u32()  # LOCK
+        if status == NFS4_OK:
+            return status, x.fixed(16)
+        x.u64(), x.u64(), x.u32()
+        return status, (x.u64(), x.opaque())
+
+    def unlock(self, fh, lock_sid, locktype=2, offset=0, length=0xFFFFFFFFFFFFFFFF):
+        args = u32(OP_LOCKU) + u32(locktype) + u32(0) + lock_sid + u64(offset) + u64(length)
+        status, _ = self.compound([u32(OP_PUTFH) + w.opaque(fh), args])
+        return status
+
+    def wait_lock_notify(self, timeout):
+        """Read this connection until a CB_NOTIFY_LOCK came (answered) or timeout s passed."""
+        deadline = time.time() + timeout
+        while not self.lock_notifies and time.time() < deadline:
+            self.c.s.settimeout(max(0.05, deadline - time.time()))
+            try:
+                msg = self.c.recv_record()
+            except socket.timeout:
+                continue
+            finally:
+                self.c.s.settimeout(10.0)
+            if struct.unpack(">I", msg[4:8])[0] != w.CALL:
+                raise AssertionError("a reply nobody waited for")
+            self._answer_callback(msg)
+        return self.lock_notifies.pop(0) if self.lock_notifies else None
 
     def test_stateid(self, sid):
         status, x = self.compound([u32(OP_TEST_STATEID) + u32(1) + sid])
@@ -290,6 +328,53 @@ class BackChannel(unittest.TestCase):
         status, _ = cl.compound([u32(OP_BACKCHANNEL_CTL) + u32(CB_PROG) + u32(1) + u32(AUTH_NONE)])
         self.assertEqual(status, NFS4_OK, "BACKCHANNEL_CTL with AUTH_NONE")
         self.assertEqual(self.recall_credential(cl, "cred")[0], AUTH_NONE)
+
+    def test_notify_lock_when_the_conflict_goes(self):
+        """A 4.1 client denied a blocking lock (WRITEW_LT) gets CB_NOTIFY_LOCK for its lock
+        owner and file once the holder unlocks (another NFSv4 client, then a local process
+        on the server), and not for a non-blocking one (WRITE_LT); OPEN said so in its
+        rflags (OPEN4_RESULT_MAY_NOTIFY_LOCK)."""
+        import fcntl
+        self.make_file("nl")
+        rw = SHARE_ACCESS_READ | SHARE_ACCESS_WRITE
+        holder, waiter = self.client("holder"), self.client("waiter")
+        h = holder.open2(holder.root_fh(self.srv.export), "nl", rw, 0)
+        o = waiter.open2(waiter.root_fh(self.srv.export), "nl", rw, 0)
+        self.assertEqual((h.status, o.status), (NFS4_OK, NFS4_OK))
+        self.assertTrue(o.rflags & OPEN4_RESULT_MAY_NOTIFY_LOCK, f"OPEN rflags {o.rflags:#x}")
+        st, hsid = holder.lock(h.fh, h.open_sid, b"holder-owner", WRITE_LT)
+        self.assertEqual(st, NFS4_OK, "the holder's LOCK")
+        st, _ = waiter.lock(o.fh, o.open_sid, b"plain-owner", WRITE_LT)
+        self.assertEqual(st, NFS4ERR_DENIED, "a non-blocking LOCK in conflict")
+        st, _ = waiter.lock(o.fh, o.open_sid, b"waiting-owner", WRITEW_LT)
+        self.assertEqual(st, NFS4ERR_DENIED, "a blocking LOCK in conflict")
+        self.assertIsNone(waiter.wait_lock_notify(1.0), "CB_NOTIFY_LOCK while the lock is still held")
+        t0 = time.time()
+        self.assertEqual(holder.unlock(h.fh, hsid), NFS4_OK)
+        got = waiter.wait_lock_notify(5.0)
+        self.assertIsNotNone(got, f"no CB_NOTIFY_LOCK within 5 s of the unlock\n{self.log()}")
+        print(f"\n  CB_NOTIFY_LOCK {time.time() - t0:.3f} s after the LOCKU", file=sys.stderr)
+        self.assertEqual(got, (o.fh, waiter.clientid, b"waiting-owner"), "CB_NOTIFY_LOCK names file and owner")
+        self.assertIsNone(waiter.wait_lock_notify(0.5), "a second CB_NOTIFY_LOCK (the plain LOCK waits for none)")
+        st, wsid = waiter.lock(o.fh, o.open_sid, b"waiting-owner", WRITEW_LT)
+        self.assertEqual(st, NFS4_OK, "the waiter's LOCK after the notification")
+        self.assertEqual(waiter.unlock(o.fh, wsid), NFS4_OK)
+
+        # a local process on the server holds the lock: its unlock is seen by polling
+        with open(os.path.join(self.srv.export, "nl"), "r+b") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+            st, _ = waiter.lock(o.fh, o.open_sid, b"local-waiter", WRITEW_LT)
+            self.assertEqual(st, NFS4ERR_DENIED, "a blocking LOCK against a local process's lock")
+            self.assertIsNone(waiter.wait_lock_notify(0.5), "CB_NOTIFY_LOCK while the local lock is held")
+            t0 = time.time()
+            fcntl.lockf(f, fcntl.LOCK_UN)
+            got = waiter.wait_lock_notify(5.0)
+        self.assertIsNotNone(got, "no CB_NOTIFY_LOCK within 5 s of the local unlock")
+        print(f"  CB_NOTIFY_LOCK {time.time() - t0:.3f} s after the local process's unlock", file=sys.stderr)
+        self.assertEqual(got[2], b"local-waiter")
+        st, wsid = waiter.lock(o.fh, o.open_sid, b"local-waiter", WRITEW_LT)
+        self.assertEqual(st, NFS4_OK, "the LOCK after the local unlock")
+        self.assertEqual(waiter.unlock(o.fh, wsid), NFS4_OK)
 
     def test_recall_over_dead_back_channel_revokes(self):
         self.make_file("r1")
