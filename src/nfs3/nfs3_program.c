@@ -43,26 +43,29 @@ void nfs_service_fini(struct nfs_service *svc)
 }
 
 /* All but NULL need AUTH_SYS: an NFS server acts as a user. WRITE and COMMIT may
- * fsync, so they run on the blocking pool. */
+ * fsync, so they run on the blocking pool. The procedures that are not idempotent keep
+ * their replies in the duplicate request cache (DRC), so that a retransmitted CREATE
+ * does not answer EXIST nor a retransmitted REMOVE NOENT (COMMIT may simply run again). */
 #define NFS3_PROC(fn, name, flags) {fn, name, RPC_PROC_NEED_AUTH_SYS | (flags)}
+#define DRC RPC_PROC_DRC
 
 static const struct rpc_proc_desc nfs3_procs[] = {
     [NFSPROC3_NULL] = {nfs3_proc_null, "NULL", 0},
     [NFSPROC3_GETATTR] = NFS3_PROC(nfs3_proc_getattr, "GETATTR", 0),
-    [NFSPROC3_SETATTR] = NFS3_PROC(nfs3_proc_setattr, "SETATTR", 0),
+    [NFSPROC3_SETATTR] = NFS3_PROC(nfs3_proc_setattr, "SETATTR", DRC),
     [NFSPROC3_LOOKUP] = NFS3_PROC(nfs3_proc_lookup, "LOOKUP", 0),
     [NFSPROC3_ACCESS] = NFS3_PROC(nfs3_proc_access, "ACCESS", 0),
     [NFSPROC3_READLINK] = NFS3_PROC(nfs3_proc_readlink, "READLINK", 0),
     [NFSPROC3_READ] = NFS3_PROC(nfs3_proc_read, "READ", 0),
-    [NFSPROC3_WRITE] = NFS3_PROC(nfs3_proc_write, "WRITE", RPC_PROC_BLOCKING),
-    [NFSPROC3_CREATE] = NFS3_PROC(nfs3_proc_create, "CREATE", 0),
-    [NFSPROC3_MKDIR] = NFS3_PROC(nfs3_proc_mkdir, "MKDIR", 0),
-    [NFSPROC3_SYMLINK] = NFS3_PROC(nfs3_proc_symlink, "SYMLINK", 0),
-    [NFSPROC3_MKNOD] = NFS3_PROC(nfs3_proc_mknod, "MKNOD", 0),
-    [NFSPROC3_REMOVE] = NFS3_PROC(nfs3_proc_remove, "REMOVE", 0),
-    [NFSPROC3_RMDIR] = NFS3_PROC(nfs3_proc_rmdir, "RMDIR", 0),
-    [NFSPROC3_RENAME] = NFS3_PROC(nfs3_proc_rename, "RENAME", 0),
-    [NFSPROC3_LINK] = NFS3_PROC(nfs3_proc_link, "LINK", 0),
+    [NFSPROC3_WRITE] = NFS3_PROC(nfs3_proc_write, "WRITE", RPC_PROC_BLOCKING | DRC),
+    [NFSPROC3_CREATE] = NFS3_PROC(nfs3_proc_create, "CREATE", DRC),
+    [NFSPROC3_MKDIR] = NFS3_PROC(nfs3_proc_mkdir, "MKDIR", DRC),
+    [NFSPROC3_SYMLINK] = NFS3_PROC(nfs3_proc_symlink, "SYMLINK", DRC),
+    [NFSPROC3_MKNOD] = NFS3_PROC(nfs3_proc_mknod, "MKNOD", DRC),
+    [NFSPROC3_REMOVE] = NFS3_PROC(nfs3_proc_remove, "REMOVE", DRC),
+    [NFSPROC3_RMDIR] = NFS3_PROC(nfs3_proc_rmdir, "RMDIR", DRC),
+    [NFSPROC3_RENAME] = NFS3_PROC(nfs3_proc_rename, "RENAME", DRC),
+    [NFSPROC3_LINK] = NFS3_PROC(nfs3_proc_link, "LINK", DRC),
     [NFSPROC3_READDIR] = NFS3_PROC(nfs3_proc_readdir, "READDIR", 0),
     [NFSPROC3_READDIRPLUS] = NFS3_PROC(nfs3_proc_readdirplus, "READDIRPLUS", 0),
     [NFSPROC3_FSSTAT] = NFS3_PROC(nfs3_proc_fsstat, "FSSTAT", 0),

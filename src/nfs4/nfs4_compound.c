@@ -8,7 +8,8 @@
  * the end. For 4.1+, SEQUENCE (always the first op) ties the request to a session slot:
  * the finished reply is stored in the slot so that a retransmission gets the same bytes.
  * For 4.0, the seqid-mutating ops (OPEN, CLOSE, LOCK, ...) cache their own result in
- * their owner for the same purpose.
+ * their owner for the same purpose, and a COMPOUND that changes anything keeps its reply
+ * in rpc/'s duplicate request cache, which answers a retransmission (same xid) with it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +286,40 @@ static void nfs4_decode_ops(struct nfs4_compound *c, uint32_t nops, struct nfs4_
     }
 }
 
+/*
+ * NFSv4.0 has no sessions: a COMPOUND that changes something and is retransmitted with
+ * the same xid (after a reconnect) must get the reply of its first run from rpc/'s
+ * duplicate request cache, not run again (a second CREATE would answer EXIST; pynfs
+ * RPLY14). 4.1+ has the slot reply cache instead and never asks.
+ */
+static bool nfs4_v40_wants_drc(const struct nfs4_decoded *dec)
+{
+    for (uint32_t i = 0; i < dec->n; i++) {
+        switch (dec->ops[i].argop) {
+        case OP_CREATE:
+        case OP_REMOVE:
+        case OP_RENAME:
+        case OP_LINK:
+        case OP_SETATTR:
+        case OP_WRITE:
+        case OP_OPEN:
+        case OP_CLOSE:
+        case OP_LOCK:
+        case OP_LOCKU:
+        case OP_OPEN_CONFIRM:
+        case OP_OPEN_DOWNGRADE:
+        case OP_RELEASE_LOCKOWNER:
+        case OP_SETCLIENTID:
+        case OP_SETCLIENTID_CONFIRM:
+        case OP_DELEGRETURN:
+            return true;
+        default:
+            break;
+        }
+    }
+    return false;
+}
+
 /* Run one decoded op: returns its status; *stop when the COMPOUND must end after it. */
 static nfsstat4 nfs4_run_op(struct nfs4_compound *c, nfs_argop4 *arg, bool *stop)
 {
@@ -406,6 +441,11 @@ enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
         nfs4_decode_ops(&c, nops, &dec);
         if (dec.may_block && !call->on_blocking_pool)
             return RPC_REQUEUE_BLOCKING; /* nothing ran yet */
+        if (minor == 0 && nfs4_v40_wants_drc(&dec)) {
+            enum rpc_accept_status dup = rpc_call_cache_reply(call);
+            if (dup != RPC_SUCCESS)
+                return dup; /* a retransmission: answered from the cache, or dropped */
+        }
         bool stop = false;
         for (c.opindex = 0; c.opindex < dec.n && !stop; c.opindex++) {
             last_op = e->p;

@@ -12,9 +12,11 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rpc/conn.h"
+#include "rpc/drc.h"
 #include "rpc/msg.h"
 #include "rpc/record.h"
 #include "util/log.h"
@@ -36,6 +38,17 @@ struct prog_entry {
 
 #define BATCH_MAX (32 * 1024) /* below OUT_COPY_MAX: a partial batch send is copied */
 
+struct job;
+
+/* A call's duplicate request cache state (drc.h), from its lookup to its reply. */
+struct rpc_drc_state {
+    struct job *job;
+    struct worker *w;  /* the thread executing it: a cached reply is copied to its buffer */
+    struct drc_key key;
+    uint64_t ticket;   /* != 0: the call holds an IN PROGRESS entry (kept across a requeue) */
+    size_t replay_len; /* RPC_DRC_REPLAY: bytes of the cached reply at w->reply + 4 */
+};
+
 struct job {
     struct job *next;
     struct rpc_conn *conn;
@@ -46,6 +59,7 @@ struct job {
     const struct rpc_proc_desc *proc;
     struct sockaddr_storage peer; /* datagram sockets: who to answer */
     socklen_t peer_len;
+    struct rpc_drc_state drc;
 };
 
 struct job_queue {
@@ -92,6 +106,8 @@ struct stat_counters {
     atomic_ullong calls, replies, handoffs, pooled, garbage, rejected, accepted, closed;
 };
 
+#define DRC_REPLY_MAX (64 * 1024) /* bigger replies (READ, READDIR) are never cached */
+
 struct rpc_server {
     struct rpc_server_config cfg;
     struct prog_entry progs[MAX_PROGRAMS];
@@ -109,6 +125,7 @@ struct rpc_server {
     bool started;
     struct stat_counters st;
     struct bc_server bc;
+    struct drc *drc; /* duplicate request cache */
 };
 
 /* ---------- small helpers ---------- */
@@ -407,6 +424,8 @@ static void conn_flush(struct rpc_conn *c)
 static void job_free(struct job *j)
 {
     struct rpc_conn *c = j->conn;
+    if (j->drc.ticket) /* ended without a reply to keep: a retransmission runs again */
+        drc_abort(c->srv->drc, &j->drc.key, j->drc.ticket);
     rbuf_put(j->rec.buf);
     unsigned left = atomic_fetch_sub(&c->inflight, 1) - 1;
     if (left == c->srv->cfg.max_inflight / 2) {
@@ -419,6 +438,56 @@ static void job_free(struct job *j)
     }
     conn_put(c);
     free(j);
+}
+
+/* ---------- duplicate request cache ---------- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum rpc_accept_status rpc_call_cache_reply(struct rpc_call *call)
+{
+    struct rpc_drc_state *ds = call->drc;
+    if (!ds || ds->ticket)
+        return RPC_SUCCESS; /* not from the server, or tracked by its first run */
+    struct job *j = ds->job;
+    struct drc *drc = j->conn->srv->drc;
+    struct worker *w = ds->w;
+    drc_key_init(&ds->key, call->peer, call->peer_len, j->hdr.xid, j->hdr.prog, j->hdr.vers,
+                 j->hdr.proc, j->rec.data + j->hdr.args_off, j->rec.len - j->hdr.args_off);
+    /* a hit lands where the reply is sent from; the handler has encoded nothing yet */
+    switch (drc_begin(drc, &ds->key, monotonic_ms(), w->reply + 4, w->reply_cap - 4, &ds->replay_len,
+                      &ds->ticket)) {
+    case DRC_HIT:
+        log_debug("call %#x: retransmission answered from the duplicate request cache", j->hdr.xid);
+        return RPC_DRC_REPLAY;
+    case DRC_IN_PROGRESS:
+        log_debug("call %#x: retransmission of a call in progress dropped", j->hdr.xid);
+        return RPC_NO_REPLY;
+    case DRC_MISS:
+        break;
+    }
+    return RPC_SUCCESS;
+}
+
+/* The call's reply (in w->reply, len bytes with the record mark) goes out: keep it for
+ * retransmissions when the call holds a cache entry. A SYSTEM_ERR is transient (out of
+ * memory, ...): a retransmission should run again, so it is not kept. */
+static void drc_settle(struct job *j, const struct worker *w, size_t len, enum rpc_accept_status st)
+{
+    struct rpc_drc_state *ds = &j->drc;
+    if (!ds->ticket)
+        return;
+    struct drc *drc = j->conn->srv->drc;
+    if (st == RPC_SYSTEM_ERR || len < 4)
+        drc_abort(drc, &ds->key, ds->ticket);
+    else
+        drc_finish(drc, &ds->key, ds->ticket, w->reply + 4, len - 4, monotonic_ms());
+    ds->ticket = 0;
 }
 
 static void execute_job(struct worker *w, struct job *j)
@@ -436,6 +505,7 @@ static void execute_job(struct worker *w, struct job *j)
         .prog_ctx = j->prog->ctx,
         .worker = w->index,
         .on_blocking_pool = w->blocking_pool,
+        .drc = &j->drc,
     };
     struct xdr_arena arena;
     const size_t hdr = 4 + RPC_ACCEPTED_HDR_LEN;
@@ -448,8 +518,15 @@ static void execute_job(struct worker *w, struct job *j)
     xdr_arena_init(&arena, w->arena, ARENA_SIZE);
     xdr_dec_init(&call.args, j->rec.data + j->hdr.args_off, j->rec.len - j->hdr.args_off, &arena);
     xdr_enc_init(&call.res, w->reply + hdr, w->reply_cap - hdr);
+    j->drc.job = j;
+    j->drc.w = w;
+    j->drc.replay_len = 0;
 
-    enum rpc_accept_status st = j->proc->fn(&call);
+    enum rpc_accept_status st = RPC_SUCCESS;
+    if (j->proc->flags & RPC_PROC_DRC) /* only these procedures ever take the cache's locks */
+        st = rpc_call_cache_reply(&call);
+    if (st == RPC_SUCCESS)
+        st = j->proc->fn(&call);
     struct xdr_enc out;
     xdr_enc_init(&out, w->reply + 4, w->reply_cap - 4);
     size_t len;
@@ -458,8 +535,20 @@ static void execute_job(struct worker *w, struct job *j)
         rpc_enc_accepted(&out, call.xid, RPC_SUCCESS);
         len = hdr + xdr_enc_len(&call.res);
         break;
+    case RPC_DRC_REPLAY:
+        if (j->drc.replay_len) { /* the cached reply is in place, header and all */
+            atomic_fetch_add(&srv->st.replies, 1);
+            conn_send_record(j->conn, w, 4 + j->drc.replay_len, &j->peer, j->peer_len);
+            job_free(j);
+            return;
+        }
+        log_err("call %#x: RPC_DRC_REPLAY without a cached reply", call.xid);
+        st = RPC_SYSTEM_ERR;
+        rpc_enc_accepted(&out, call.xid, st);
+        len = 4 + xdr_enc_len(&out);
+        break;
     case RPC_NO_REPLY:
-    case RPC_DEFERRED:
+    case RPC_DEFERRED: /* job_free forgets a cache entry: nothing to keep */
         job_free(j);
         return;
     case RPC_REQUEUE_BLOCKING:
@@ -469,7 +558,8 @@ static void execute_job(struct worker *w, struct job *j)
             return;
         }
         log_err("call %#x asked for the blocking pool while on it", call.xid);
-        rpc_enc_accepted(&out, call.xid, RPC_SYSTEM_ERR);
+        st = RPC_SYSTEM_ERR;
+        rpc_enc_accepted(&out, call.xid, st);
         len = 4 + xdr_enc_len(&out);
         break;
     case RPC_AUTH_TOOWEAK:
@@ -483,6 +573,7 @@ static void execute_job(struct worker *w, struct job *j)
         len = 4 + xdr_enc_len(&out);
         break;
     }
+    drc_settle(j, w, len, st);
     atomic_fetch_add(&srv->st.replies, 1);
     conn_send_record(j->conn, w, len, &j->peer, j->peer_len);
     job_free(j);
@@ -645,6 +736,7 @@ static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec
         j->rec = *rec;
         j->prog = p;
         j->proc = &v->procs[j->hdr.proc];
+        j->drc = (struct rpc_drc_state){ .job = j };
         conn_get(c);
         atomic_fetch_add(&c->inflight, 1);
         return j;
@@ -947,6 +1039,13 @@ struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg)
         srv->cfg.max_reply = (1u << 20) + (64u << 10);
     if (!srv->cfg.max_inflight)
         srv->cfg.max_inflight = 256;
+    struct drc_config dc = { .max_bytes = srv->cfg.drc_max_bytes,
+                             .max_entries = srv->cfg.drc_max_entries,
+                             .max_reply = DRC_REPLY_MAX };
+    if (!(srv->drc = drc_new(&dc))) {
+        free(srv);
+        return NULL;
+    }
     queue_init(&srv->pool);
     pthread_mutex_init(&srv->conns_mu, NULL);
     bc_server_init(&srv->bc);
@@ -1156,6 +1255,14 @@ void rpc_server_destroy(struct rpc_server *srv)
     }
     for (unsigned i = 0; srv->pool_threads && i < srv->cfg.npool; i++)
         worker_fini(&srv->pool_threads[i].w);
+    struct drc_stats ds;
+    drc_get_stats(srv->drc, &ds);
+    if (ds.hits || ds.in_progress_drops || ds.inserts)
+        log_info("duplicate request cache: hits %llu, in progress dropped %llu, inserted %llu, "
+                 "evicted %llu",
+                 (unsigned long long)ds.hits, (unsigned long long)ds.in_progress_drops,
+                 (unsigned long long)ds.inserts, (unsigned long long)ds.evictions);
+    drc_free(srv->drc);
     free(srv->loops);
     free(srv->pool_threads);
     free(srv);
@@ -1174,4 +1281,10 @@ void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st)
     st->backchannel_calls = atomic_load(&srv->bc.calls);
     st->backchannel_replies = atomic_load(&srv->bc.replies);
     st->backchannel_dropped = atomic_load(&srv->bc.dropped);
+    struct drc_stats ds;
+    drc_get_stats(srv->drc, &ds);
+    st->drc_hits = ds.hits;
+    st->drc_in_progress = ds.in_progress_drops;
+    st->drc_inserts = ds.inserts;
+    st->drc_evictions = ds.evictions;
 }

@@ -30,6 +30,10 @@ struct rpc_server_config {
     size_t max_record;      /* largest request record accepted */
     size_t max_reply;       /* size of each thread's reply buffer */
     unsigned max_inflight;  /* requests in progress per connection before reading pauses */
+    /* duplicate request cache (RPC_PROC_DRC, rpc_call_cache_reply): bytes and entries
+     * kept (defaults 16 MiB, 8192) */
+    size_t drc_max_bytes;
+    unsigned drc_max_entries;
 };
 
 struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg);
@@ -50,6 +54,9 @@ struct rpc_server_stats {
     /* back channel (backchannel.h): calls made, replies matched, replies dropped
      * (unknown xid, or on a UDP socket) */
     uint64_t backchannel_calls, backchannel_replies, backchannel_dropped;
+    /* duplicate request cache: retransmissions answered from it, retransmissions of a
+     * call still running (dropped), replies stored, entries evicted (room or age) */
+    uint64_t drc_hits, drc_in_progress, drc_inserts, drc_evictions;
 };
 void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st);
 

@@ -37,6 +37,9 @@ enum rpc_accept_status {
      * anything: for procedures whose need to block shows in their arguments (an NFSv4
      * COMPOUND holding a stable WRITE or a COMMIT). */
     RPC_REQUEUE_BLOCKING = 1003,
+    /* not on the wire: only from rpc_call_cache_reply, returned on by the handler: the
+     * call is a retransmission and rpc/ sends the reply cached for it */
+    RPC_DRC_REPLAY = 1004,
 };
 
 #define RPC_AUTHSYS_MAXGIDS 16
@@ -53,6 +56,7 @@ struct rpc_cred {
 
 struct rpc_conn;
 struct rpc_server;
+struct rpc_drc_state;
 
 /*
  * The same contract serves a client's callback service (rpc_clnt_set_callback_program,
@@ -69,6 +73,7 @@ struct rpc_call {
     void *prog_ctx;      /* the ctx given to rpc_server_add_program */
     int worker;          /* index of the thread running the handler (for per-thread caches) */
     bool on_blocking_pool; /* running on the blocking pool (see RPC_REQUEUE_BLOCKING) */
+    struct rpc_drc_state *drc; /* rpc/'s own (rpc_call_cache_reply); NULL outside the server */
 };
 
 typedef enum rpc_accept_status (*rpc_proc_fn)(struct rpc_call *call);
@@ -79,6 +84,11 @@ enum rpc_proc_flags {
     RPC_PROC_BLOCKING = 1u << 0,
     /* Refuse AUTH_NONE callers with AUTH_TOOWEAK (all NFS procedures but NULL). */
     RPC_PROC_NEED_AUTH_SYS = 1u << 1,
+    /* Not idempotent (CREATE, REMOVE, ...): the reply goes to the duplicate request
+     * cache, and a retransmission (same client address and port, xid, procedure and
+     * arguments) gets it again instead of running twice; one that arrives while the
+     * original still runs is dropped. Other procedures never touch the cache. */
+    RPC_PROC_DRC = 1u << 2,
 };
 
 struct rpc_proc_desc {
@@ -124,6 +134,18 @@ int rpc_deferred_reply(struct rpc_deferred *d, enum rpc_accept_status st,
 void rpc_deferred_drop(struct rpc_deferred *d);
 /* The address the deferred call came from (to call the client back, for example). */
 const struct sockaddr *rpc_deferred_peer(const struct rpc_deferred *d, socklen_t *len);
+
+/*
+ * The duplicate request cache for a procedure whose need shows only in its arguments (an
+ * NFSv4.0 COMPOUND holding CREATE, OPEN, ...: RPC_PROC_DRC caches every call of a
+ * procedure). Call it after decoding and before changing anything; at most once per
+ * execution (a call run again on the blocking pool keeps what its first run got).
+ * RPC_SUCCESS: go on, the reply will be cached. Anything else: the call is a
+ * retransmission, answered from the cache (RPC_DRC_REPLAY) or still running elsewhere
+ * (RPC_NO_REPLY); return that status at once, without encoding anything. Outside the
+ * server (call->drc NULL, e.g. a client's callback service) it is always RPC_SUCCESS.
+ */
+enum rpc_accept_status rpc_call_cache_reply(struct rpc_call *call);
 
 /* Address of the call's peer as text ("10.0.0.1" / "fe80::1"), for logs and exports. */
 const char *rpc_call_peer_str(const struct rpc_call *call, char *buf, size_t len);
