@@ -939,3 +939,15 @@ void export_squash(const struct export_rule *rule, uint32_t uid, uint32_t gid, u
     for (uint32_t i = 0; i < out->ngroups; i++)
         out->groups[i] = squash && gids[i] == 0 ? rule->anongid : gids[i];
 }
+
+void export_squash_caller(const struct export_rule *rule, bool auth_sys, uint32_t uid, uint32_t gid,
+                          uint32_t ngids, const uint32_t *gids, struct fs_cred *out)
+{
+    if (auth_sys) {
+        export_squash(rule, uid, gid, ngids, gids, out);
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    out->uid = rule ? rule->anonuid : EXPORT_ANON_DEFAULT;
+    out->gid = rule ? rule->anongid : EXPORT_ANON_DEFAULT;
+}

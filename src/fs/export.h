@@ -81,5 +81,9 @@ bool export_port_allowed(const struct export_rule *rule, const struct sockaddr *
 /* Map the caller's identity through the rule's squash options. */
 void export_squash(const struct export_rule *rule, uint32_t uid, uint32_t gid, uint32_t ngids,
                    const uint32_t *gids, struct fs_cred *out);
+/* The same for a request: AUTH_SYS ids (auth_sys) go through the rule's squash
+ * options; any other caller (AUTH_NONE) is the rule's anonymous user. */
+void export_squash_caller(const struct export_rule *rule, bool auth_sys, uint32_t uid, uint32_t gid,
+                          uint32_t ngids, const uint32_t *gids, struct fs_cred *out);
 
 #endif

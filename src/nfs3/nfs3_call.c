@@ -11,14 +11,9 @@
 
 void nfs3_squash_cred(const struct rpc_call *call, const struct export_rule *rule, struct fs_cred *out)
 {
-    if (call->cred.flavor == RPC_AUTH_SYS) {
-        export_squash(rule, call->cred.uid, call->cred.gid, call->cred.ngids, call->cred.gids, out);
-        return;
-    }
     /* AUTH_NONE (MOUNT accepts it): the caller is anonymous. */
-    memset(out, 0, sizeof(*out));
-    out->uid = rule->anonuid;
-    out->gid = rule->anongid;
+    const struct rpc_cred *cr = &call->cred;
+    export_squash_caller(rule, cr->flavor == RPC_AUTH_SYS, cr->uid, cr->gid, cr->ngids, cr->gids, out);
 }
 
 bool nfs3_port_allowed(const struct rpc_call *call, const struct export_rule *rule)

@@ -12,17 +12,6 @@
 #include "nfs4/nfs4_internal.h"
 
 /* The caller's credential after the rule's squash options (AUTH_NONE = anonymous). */
-static void nfs4_squash_cred(const struct rpc_call *call, const struct export_rule *rule, struct fs_cred *out)
-{
-    if (call->cred.flavor == RPC_AUTH_SYS) {
-        export_squash(rule, call->cred.uid, call->cred.gid, call->cred.ngids, call->cred.gids, out);
-        return;
-    }
-    memset(out, 0, sizeof(*out));
-    out->uid = rule->anonuid;
-    out->gid = rule->anongid;
-}
-
 
 /* The caller's access to `ex`: ACCESS without a rule, PERM from an unreserved port on
  * a `secure` export (as knfsd). */
@@ -35,7 +24,8 @@ static nfsstat4 nfs4_export_access(struct nfs4_compound *c, struct export *ex, s
         return NFS4ERR_PERM;
     out->ex = ex;
     out->rule = rule;
-    nfs4_squash_cred(c->call, rule, &out->cred);
+    const struct rpc_cred *cr = &c->call->cred;
+    export_squash_caller(rule, cr->flavor == RPC_AUTH_SYS, cr->uid, cr->gid, cr->ngids, cr->gids, &out->cred);
     return NFS4_OK;
 }
 

@@ -233,7 +233,9 @@ export KC_SERVER2=$SRV2
 # path (Mount_Path_Pseudo); knfsd the exported directory in its guest
 if [ "$REF" = knfsd ]; then export KC_V3_EXPORT=/srv/export KC_HOSTLOCK=0
 else export KC_V3_EXPORT=$EXP_PATH KC_HOSTLOCK=1; fi
-export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_V4_VERSIONS KC_V4_OPTIONAL KC_V4_EXTRA_OPTS KC_V4_PARTS KC_SERVER2 KC_V3_EXPORT KC_HOSTLOCK"
+# peernfsd sends CB_NOTIFY_LOCK to 4.1+ lock waiters (the guest checks the prompt grant)
+[ -z "$REF" ] && export KC_NOTIFY_LOCK=1 || export KC_NOTIFY_LOCK=0
+export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_V4_VERSIONS KC_V4_OPTIONAL KC_V4_EXTRA_OPTS KC_V4_PARTS KC_SERVER2 KC_V3_EXPORT KC_HOSTLOCK KC_NOTIFY_LOCK"
 log "guest: guest/nfs4-suite.sh, versions $VERSIONS, parts $KC_V4_PARTS"
 KC_RUNDIR=$G setsid "$HERE/run-guest.sh" "$SRV:$EXP_PATH" none "$HERE/guest/nfs4-suite.sh" \
   > "$T/guest.out" 2>&1 < /dev/null &
