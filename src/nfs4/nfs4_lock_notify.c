@@ -85,15 +85,15 @@ static bool unlink_waiter_locked(struct nfs4_lock_waiter **head, struct nfs4_loc
     return false;
 }
 
-/* Lock space thread: the range came free (LOCK_OK) or the probe failed. */
-static void notify_granted(void *arg, enum lock_status status)
+/* The probe's wait ended (free: the range came free; else it failed): the waiter leaves
+ * the queued list for the ready one (the callback thread tells the client) or goes. */
+static void notify_settle(struct nfs4_lock_waiter *w, bool free)
 {
-    struct nfs4_lock_waiter *w = arg;
     struct nfs4_server *srv = w->srv;
     lock_release_file(srv->locks, w->probe, &w->file.id); /* the probe never keeps it */
     pthread_mutex_lock(&srv->notify_mu);
     unlink_waiter_locked(&srv->notify_waiters, w);
-    bool send = status == LOCK_OK && !srv->notify_closing;
+    bool send = free && !srv->notify_closing;
     if (send) {
         w->next = srv->notify_ready;
         srv->notify_ready = w;
@@ -105,6 +105,12 @@ static void notify_granted(void *arg, enum lock_status status)
         nfs4_cb_kick(srv);
     else
         waiter_free(w);
+}
+
+/* Lock space thread: the range came free (LOCK_OK) or the probe failed. */
+static void notify_granted(void *arg, enum lock_status status)
+{
+    notify_settle(arg, status == LOCK_OK);
 }
 
 static bool same_waiter(const struct nfs4_lock_waiter *a, const struct nfs4_lock_waiter *b)
@@ -186,25 +192,9 @@ void nfs4_lock_notify_add(struct nfs4_compound *c, const struct nfs4_lock_file *
     struct lock_req req = {.type = type, .start = start, .len = len, .wait = true,
                            .granted = notify_granted, .arg = w};
     enum lock_status st = lock_lock(srv->locks, w->probe, &w->file.id, &req, NULL);
-    if (st == LOCK_BLOCKED)
-        return; /* notify_granted or nfs4_lock_notify_run takes it from here */
-    /* free already (the holder went in between): tell the client at once; else give up */
-    if (st == LOCK_OK)
-        lock_release_file(srv->locks, w->probe, &w->file.id);
-    pthread_mutex_lock(&srv->notify_mu);
-    unlink_waiter_locked(&srv->notify_waiters, w);
-    bool send = st == LOCK_OK && !srv->notify_closing;
-    if (send) {
-        w->next = srv->notify_ready;
-        srv->notify_ready = w;
-    } else {
-        srv->notify_count--;
-    }
-    pthread_mutex_unlock(&srv->notify_mu);
-    if (send)
-        nfs4_cb_kick(srv);
-    else
-        waiter_free(w);
+    if (st != LOCK_BLOCKED) /* free already (the holder went in between), or no probe */
+        notify_settle(w, st == LOCK_OK);
+    /* else notify_granted or nfs4_lock_notify_run takes it from here */
 }
 
 static void notify_sent(void *ctx, const struct cb_result *res)

@@ -192,14 +192,14 @@ class Nfs41Client:
         reply = u32(xid) + u32(w.REPLY) + u32(w.MSG_ACCEPTED) + w.auth_none() + u32(w.SUCCESS) + res
         self.c.send(w.record(reply))
 
-    def wait_recall(self, timeout=10.0):
-        """Read the connection until a CB_RECALL came (and was answered)."""
+    def read_callbacks(self, got, timeout):
+        """Answer the server's callbacks on this connection until got() or timeout s."""
         deadline = time.time() + timeout
-        while not self.recalls:
+        while not got():
             left = deadline - time.time()
             if left <= 0:
-                raise AssertionError("no CB_RECALL arrived")
-            self.c.s.settimeout(left)
+                return False
+            self.c.s.settimeout(max(0.05, left))
             try:
                 msg = self.c.recv_record()
             except socket.timeout:
@@ -209,6 +209,12 @@ class Nfs41Client:
             if struct.unpack(">I", msg[4:8])[0] != w.CALL:
                 raise AssertionError("a reply nobody waited for")
             self._answer_callback(msg)
+        return True
+
+    def wait_recall(self, timeout=10.0):
+        """Read the connection until a CB_RECALL came (and was answered)."""
+        if not self.read_callbacks(lambda: self.recalls, timeout):
+            raise AssertionError("no CB_RECALL arrived")
         return self.recalls.pop(0)
 
     # ---- setup ----

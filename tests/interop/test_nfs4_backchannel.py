@@ -157,18 +157,7 @@ class BackChanClient(Nfs41Client):
 
     def wait_lock_notify(self, timeout):
         """Read this connection until a CB_NOTIFY_LOCK came (answered) or timeout s passed."""
-        deadline = time.time() + timeout
-        while not self.lock_notifies and time.time() < deadline:
-            self.c.s.settimeout(max(0.05, deadline - time.time()))
-            try:
-                msg = self.c.recv_record()
-            except socket.timeout:
-                continue
-            finally:
-                self.c.s.settimeout(10.0)
-            if struct.unpack(">I", msg[4:8])[0] != w.CALL:
-                raise AssertionError("a reply nobody waited for")
-            self._answer_callback(msg)
+        self.read_callbacks(lambda: self.lock_notifies, timeout)
         return self.lock_notifies.pop(0) if self.lock_notifies else None
 
     def test_stateid(self, sid):
