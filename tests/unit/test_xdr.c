@@ -553,7 +553,7 @@ static void test_nfs4_compound(void)
      * from its own small arena */
     struct xdr_dec x;
     xdr_dec_init(&x, w.b, w.n, NULL);
-    struct xdr_string tag;
+    struct xdr_string tag = {0, NULL};
     uint32_t minor = 0, nops = 0;
     CHECK(xdr_dec_string(&x, &tag, PEERNFS4_MAX_UTF8) && xdr_dec_u32(&x, &minor) && xdr_dec_u32(&x, &nops));
     CHECK(nops == 6);
