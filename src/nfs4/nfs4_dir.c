@@ -669,7 +669,7 @@ static nfsstat4 nfs4_readdir_pseudo(struct nfs4_readdir *r, uint64_t cookie, boo
     return NFS4_OK;
 }
 
-/* The end of the room for entries: maxcount bytes from `mark` (where the result
+/* The end of the room for entries: maxcount bytes from `mark` (where READDIR4resok
  * starts), less the eof word, and never past the reply buffer. */
 static uint8_t *nfs4_readdir_limit(const struct xdr_enc *x, const uint8_t *mark, uint32_t maxcount)
 {
@@ -681,16 +681,17 @@ static uint8_t *nfs4_readdir_limit(const struct xdr_enc *x, const uint8_t *mark,
 }
 
 /*
- * Encode the result in place: status, verifier, entries, eof. maxcount bounds all of
- * it (RFC 8881 18.23.3); TOOSMALL when not even one entry fits, REP_TOO_BIG /
- * RESOURCE (through direct_overflow) when the reply buffer is what is short.
+ * Encode the result in place: status, verifier, entries, eof. maxcount bounds the
+ * READDIR4resok part, the status excluded (RFC 7530 16.24.4, RFC 8881 18.23.3); TOOSMALL
+ * when not even one entry fits, REP_TOO_BIG / RESOURCE (through direct_overflow) when
+ * the reply buffer is what is short.
  */
 static nfsstat4 nfs4_readdir_encode(struct nfs4_readdir *r, const READDIR4args *a, const verifier4 verf)
 {
     struct xdr_enc *x = r->x;
     uint8_t *mark = x->p;
-    /* Even an empty listing needs status, verifier, an empty list and eof. */
-    if (a->maxcount < 4 + NFS4_VERIFIER_SIZE + 4 + 4)
+    /* Even an empty listing needs a verifier, an empty list and eof: 16 bytes. */
+    if (a->maxcount < NFS4_VERIFIER_SIZE + 4 + 4)
         return NFS4ERR_TOOSMALL;
     if (!xdr_enc_u32(x, NFS4_OK) || !xdr_enc_fixed(x, verf, NFS4_VERIFIER_SIZE) || !xdr_enc_u32(x, 0) ||
         xdr_enc_left(x) < 4) {
@@ -699,7 +700,7 @@ static nfsstat4 nfs4_readdir_encode(struct nfs4_readdir *r, const READDIR4args *
         return NFS4_OK;
     }
     r->list_tail = x->p - 4;
-    r->limit = nfs4_readdir_limit(x, mark, a->maxcount);
+    r->limit = nfs4_readdir_limit(x, mark + 4, a->maxcount);
     bool buffer_bound = r->limit == x->end - 4;
 
     bool eof = false;

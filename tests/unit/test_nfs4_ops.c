@@ -511,7 +511,7 @@ static nfsstat4 readdir_cur(uint64_t cookie, const verifier4 verf, uint32_t dirc
     CHECK(xdr_decode_READDIR4res(&d, out));
     CHECK_EQ(xdr_dec_left(&d), 0);
     CHECK_EQ(out->status, NFS4_OK);
-    CHECK(xdr_enc_len(&enc) <= maxcount);
+    CHECK(xdr_enc_len(&enc) <= maxcount + 4); /* maxcount: READDIR4resok, the status excluded */
     return st;
 }
 
@@ -599,6 +599,10 @@ static void test_readdir(void)
     CHECK_EQ(readdir_cur(0, other, 0, 4096, cheap, 2, &res), NFS4_OK);
     CHECK_EQ(readdir_cur(l.last_cookie, zero, 0, 4096, cheap, 2, &res), NFS4_OK);
     CHECK(res.resok4.reply.eof && !res.resok4.reply.entries);
+    /* the end of the listing fits in 16 bytes (verifier, no entry, eof), not in 15 */
+    CHECK_EQ(readdir_cur(l.last_cookie, zero, 0, 16, cheap, 2, &res), NFS4_OK);
+    CHECK(res.resok4.reply.eof && !res.resok4.reply.entries);
+    CHECK_EQ(readdir_cur(l.last_cookie, zero, 0, 15, cheap, 2, &res), NFS4ERR_TOOSMALL);
     /* not even one entry fits */
     CHECK_EQ(readdir_cur(0, zero, 0, 40, cheap, 2, &res), NFS4ERR_TOOSMALL);
     /* dircount limits the entries but never below one */
