@@ -1,20 +1,28 @@
 /*
  * NSM: the local rpc.statd watches our locking clients (SM_MON) and calls us back
  * (NLM v4 procedure 16, struct sm_status) when one rebooted; at start we tell statd we
- * restarted (SM_SIMU_CRASH: statd bumps its state and notifies the hosts it monitors).
+ * restarted (SM_SIMU_CRASH). What statd does with it varies: Linux's (nfs-utils) drops
+ * its in-memory monitor list and runs sm-notify again, which fails for want of
+ * capabilities (seen with nfs-utils 2.6.2); the notifications that make clients reclaim
+ * their locks in our grace period come from sm-notify as the host runs it at boot (or
+ * as tests/kclient/lib/peernfsd-netns.sh does after restarting us).
  *
  * All statd traffic runs on one background thread: a lock request only queues the
  * host (never waits on statd), so a slow or absent statd never turns into ENOLCK;
  * failed calls are retried with backoff (1 s doubling to 30 s). Like Linux's lockd,
  * the monitored name is the client's address (statd must be able to resolve it);
  * the caller names seen from that address are the hosts whose locks go when it reboots.
+ * We call statd from a reserved source port when we can: Linux's rpc.statd ignores an
+ * SM_SIMU_CRASH from an unreserved one (it logs "call from unprivileged port").
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nlm/nlm_internal.h"
 #include "rpc/clnt.h"
@@ -28,6 +36,8 @@
 #define NSM_TIMEOUT_MS 2000
 #define NSM_HOSTS_MAX 4096u
 #define NSM_BACKOFF_MAX 30
+#define NSM_RESVPORT_LO 600
+#define NSM_RESVPORT_HI 1023
 
 struct nsm_host {
     struct nsm_host *next;
@@ -57,6 +67,58 @@ static time_t mono_now(void)
     return ts.tv_sec;
 }
 
+/* A TCP connection to statd at `to` (loopback) from a free reserved port of 127.0.0.1.
+ * Returns the connected socket, -EADDRINUSE when every reserved port is taken, -EACCES or
+ * -EPERM without the privilege to bind one, or another -errno. */
+static int nsm_connect_resvport(const struct sockaddr_in *to)
+{
+    for (int port = NSM_RESVPORT_HI; port >= NSM_RESVPORT_LO; port--) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return -errno;
+        struct sockaddr_in me = { .sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        if (bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0) {
+            int e = errno;
+            close(fd);
+            if (e == EADDRINUSE)
+                continue;
+            return -e;
+        }
+        if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0 && errno != EINPROGRESS) {
+            int e = errno;
+            close(fd);
+            if (e == EADDRNOTAVAIL || e == EADDRINUSE)
+                continue; /* that port still has a connection to statd in TIME_WAIT */
+            return -e;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (poll(&p, 1, NSM_TIMEOUT_MS) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
+            close(fd);
+            return soerr ? -soerr : -ETIMEDOUT;
+        }
+        return fd;
+    }
+    return -EADDRINUSE;
+}
+
+/* Connect to statd: from a reserved port, else (not privileged, or none free) from any
+ * port, which statd still accepts for SM_MON. */
+static struct rpc_clnt *nsm_connect(const struct sockaddr_in *to, int *err)
+{
+    int fd = nsm_connect_resvport(to);
+    if (fd >= 0)
+        return rpc_clnt_connect_fd(fd, err); /* it clears O_NONBLOCK */
+    if (fd != -EADDRINUSE && fd != -EACCES && fd != -EPERM) {
+        *err = fd;
+        return NULL;
+    }
+    return rpc_clnt_connect((const struct sockaddr *)to, sizeof(*to), NSM_TIMEOUT_MS, err);
+}
+
 static int nsm_call(uint32_t proc, rpc_xdr_enc_fn enc, const void *args, bool want_res)
 {
     struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -65,7 +127,7 @@ static int nsm_call(uint32_t proc, rpc_xdr_enc_fn enc, const void *args, bool wa
     if (port < 0)
         return port;
     lo.sin_port = htons((uint16_t)port);
-    struct rpc_clnt *c = rpc_clnt_connect((struct sockaddr *)&lo, sizeof(lo), NSM_TIMEOUT_MS, &err);
+    struct rpc_clnt *c = nsm_connect(&lo, &err);
     if (!c)
         return err ? -abs(err) : -ECONNREFUSED;
     struct rpc_reply rep;

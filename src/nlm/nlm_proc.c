@@ -298,6 +298,11 @@ static nlm4_stats nlm_do_lock(struct rpc_call *call, const nlm4_lockargs *a, boo
     lock_owner_put(o);
     if (ls != LOCK_OK && ls != LOCK_BLOCKED && ls != LOCK_DENIED)
         log_info("nlm: LOCK: %s", lock_status_name(ls));
+    if (a->reclaim && ls == LOCK_OK) /* recovery after our restart: worth a line */
+        log_info("nlm: reclaimed %s lock of %.*s (svid %d) at %llu, length %llu%s",
+                 a->exclusive ? "write" : "read", (int)a->alock.caller_name.len, a->alock.caller_name.val,
+                 (int)a->alock.svid, (unsigned long long)a->alock.l_offset, (unsigned long long)a->alock.l_len,
+                 nlm_in_grace(s) ? "" : " (after the grace period)");
     if (monitored && (ls == LOCK_OK || ls == LOCK_BLOCKED || ls == LOCK_ALREADY_QUEUED))
         nlm_monitor(call, &a->alock);
     return nlm_status(ls);
