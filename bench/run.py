@@ -46,6 +46,9 @@ CQ = ((1, 1), (4, 16))
 FILES = 10000                       # files in the lookup/readdir directory
 TIMED = ('-t', '{secs}', '-n', 100000000)
 SEQ = ('-t', '{secs}', '-s', '{size}', '-b', 1024)   # 1 MiB READ/WRITE
+LOCK_CQ = ((1, 1), (8, 1))          # lock: 1 and 8 connections (own NLM owners)
+LOCK_FILE = 'lockbench.dat'         # the lock cells' file, made before start
+LOCK_WORKLOADS = ('lock', 'lockheld')   # run by peernfs-lockbench, not nfsbench
 
 MATRIX = [
     # vers  workload   nfsbench arguments besides -c -q -P        conns x qd
@@ -63,7 +66,13 @@ MATRIX = [
     (4, 'lookup',  TIMED + ('-f', FILES),                         CQ),
     (4, 'read',    SEQ,                                           CQ),
     (4, 'readdir', ('-t', '{secs}', '-n', 1000000, '-f', FILES),  CQ),
-    # (3, 'lock', TIMED, CQ),   # NLM, once nfsbench has a lock workload
+    # NLM v4: peernfs-lockbench (bench/lockbench.c), one LOCK + UNLOCK pair of a
+    # 4 KiB range of its own per connection; a blocking client, so qd is always 1.
+    # lockheld: each connection also holds one lock through the run (-a), so a
+    # server that un- and re-monitors a client through statd when its lock count
+    # goes 0 -> 1 (Ganesha) does that once, not per pair
+    (3, 'lock',     ('-t', '{secs}'),                             LOCK_CQ),
+    (3, 'lockheld', ('-t', '{secs}', '-a'),                       LOCK_CQ),
 ]
 
 
@@ -96,7 +105,7 @@ NFS_CORE_PARAM {{
 	Protocols = 3, 4;
 	NFS_Port = 2049;
 	MNT_Port = 20048;
-	Enable_NLM = false;
+	Enable_NLM = {nlm};  # true only with lock cells (then rpc.statd runs too)
 	Enable_RQUOTA = false;
 	Enable_UDP = false;
 	mount_path_pseudo = true;  # v3 mount path == v4 pseudo path (/export)
@@ -129,7 +138,8 @@ LOG {{
 def ganesha_setup(a, d, export):
     os.makedirs(d + '/recov', exist_ok=True)
     with open(d + '/ganesha.conf', 'w') as f:
-        f.write(GANESHA_CONF.format(dir=d, export=export))
+        f.write(GANESHA_CONF.format(dir=d, export=export,
+                                    nlm='true' if wants_nlm(a) else 'false'))
     argv = [a.ganesha, '-F', '-f', d + '/ganesha.conf', '-L',
             d + '/ganesha.log', '-p', '/run/ganesha.pid', '-N', 'NIV_EVENT']
     return argv, 'nfs://127.0.0.1/export?version=%d'
@@ -154,16 +164,31 @@ SERVERS = {
 }
 LABEL = {'peernfsd': 'P', 'ganesha': 'G'}
 
-# Runs inside the namespace: private /run, own rpcbind, then exec the server
-# (so the launcher's pid becomes the server's).
+# Runs inside the namespace: private /run, own rpcbind, for the lock cells
+# (PNB_STATD=1) an rpc.statd with its own state directory, as both servers' NLM
+# monitor their clients through it; then exec the server (so the launcher's pid
+# becomes the server's).
 LAUNCH = r'''
 mount -t tmpfs -o size=16m,mode=755 tmpfs /run || exit 1
 mkdir -p /run/rpcbind
 rpcbind -f & echo $! > "$PNB_DIR/rpcbind.pid"
 i=0
 while [ ! -S /run/rpcbind.sock ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+if [ "$PNB_STATD" = 1 ]; then
+    mkdir -p "$PNB_DIR/statd/sm" "$PNB_DIR/statd/sm.bak"
+    rpc.statd -F -d --no-notify -P "$PNB_DIR/statd" &
+    i=0
+    while ! rpcinfo -T tcp 127.0.0.1 100024 1 >/dev/null 2>&1 && [ $i -lt 50 ]; do
+        sleep 0.1; i=$((i+1))
+    done
+fi
 exec "$@"
 '''
+
+
+def wants_nlm(a):
+    """Lock cells selected: Ganesha gets NLM and both servers an rpc.statd."""
+    return getattr(a, 'lock_cells', False)
 
 
 def log(*args):
@@ -254,6 +279,11 @@ class Server:
             # the v4 read cell's file, before the server starts: a server that caches
             # directory contents (Ganesha) would not see a file created under it later
             prefill(os.path.join(self.export, 'nfsbench.dat'), self.a.size << 20)
+        if wants_nlm(self.a):
+            # also before the start, for the same reason
+            lockfile = os.path.join(self.export, LOCK_FILE)
+            if not os.path.exists(lockfile):
+                prefill(lockfile, 4096)
         argv, self.url = setup(self.a, self.dir, self.export)
         if self.ns not in netns_list():
             sh(['ip', 'netns', 'add', self.ns], check=True)
@@ -269,7 +299,8 @@ class Server:
              '--propagation', 'private', 'sh', '-c', LAUNCH, 'sh'] + argv,
             stdin=subprocess.DEVNULL, stdout=self.logf,
             stderr=subprocess.STDOUT, start_new_session=True,
-            env=dict(os.environ, PNB_DIR=self.dir))
+            env=dict(os.environ, PNB_DIR=self.dir,
+                     PNB_STATD='1' if wants_nlm(self.a) else '0'))
         log('[%s] starting: %s' % (self.name, ' '.join(argv)))
         deadline = t0 + self.a.start_timeout
         while True:
@@ -298,7 +329,8 @@ class Server:
                 'startup_s': round(time.time() - t0, 3), **pmem(self.pid)}
 
     def ready(self):
-        """NFS answers on 2049 and NFS + MOUNT are registered with rpcbind."""
+        """NFS answers on 2049 and NFS + MOUNT (+ NLM and statd for the lock
+        cells) are registered with rpcbind."""
         try:
             p = sh(['ip', 'netns', 'exec', self.ns, 'sh', '-c',
                     "bash -c 'exec 3<>/dev/tcp/127.0.0.1/2049' 2>/dev/null &&"
@@ -306,7 +338,10 @@ class Server:
         except subprocess.TimeoutExpired:
             return False
         progs = {l.split()[0] for l in p.stdout.splitlines()[1:] if l.split()}
-        return p.returncode == 0 and {'100003', '100005'} <= progs
+        want = {'100003', '100005'}
+        if wants_nlm(self.a):
+            want |= {'100021', '100024'}
+        return p.returncode == 0 and want <= progs
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -431,16 +466,24 @@ def run_cell(a, srv, cell, rep):
         if cell['vers'] == 4:
             prefill(dat, a.size << 20)  # libnfs 4.0.0 cannot write it over NFSv4
         warm(dat)
-    cmd = ['ip', 'netns', 'exec', srv.ns, NFSBENCH, '-P', srv.pid,
-           '-c', cell['conns'], '-q', cell['qd']] + args + [
-               cell['wl'], srv.url % cell['vers']]
+    if cell['wl'] in LOCK_WORKLOADS:
+        # peernfs' client: vers= (libnfs: version=), the file below the export
+        url = (srv.url % cell['vers']).split('?')[0]
+        cmd = ['ip', 'netns', 'exec', srv.ns, a.lockbench, '-P', srv.pid,
+               '-c', cell['conns']] + args + [
+                   '%s/%s?vers=%d' % (url, LOCK_FILE, cell['vers'])]
+    else:
+        cmd = ['ip', 'netns', 'exec', srv.ns, NFSBENCH, '-P', srv.pid,
+               '-c', cell['conns'], '-q', cell['qd']] + args + [
+                   cell['wl'], srv.url % cell['vers']]
     rec = {'kind': 'cell', 'server': srv.name, 'cell': cell['id'],
            'vers': cell['vers'], 'wl': cell['wl'], 'conns': cell['conns'],
            'qd': cell['qd'], 'rep': rep}
     t0 = time.time()
     try:
         p = sh(cmd, timeout=a.cell_timeout)
-        lines = [l for l in p.stdout.splitlines() if l.startswith('nfsbench ')]
+        lines = [l for l in p.stdout.splitlines()
+                 if l.startswith(('nfsbench ', 'lockbench '))]
         res = kv(lines[-1]) if lines else {}
         for k in ('wl', 'vers', 'conns', 'qd'):
             res.pop(k, None)
@@ -751,6 +794,9 @@ def parse_args():
                     help='MiB written/read by write and read')
     ap.add_argument('--peernfsd', default=os.path.join(REPO, 'build', 'bin',
                                                        'peernfsd'))
+    ap.add_argument('--lockbench', default=None,
+                    help='peernfs-lockbench for the lock cells (default: next '
+                    'to --peernfsd)')
     ap.add_argument('--peernfsd-args', default='',
                     help='extra peernfsd options, e.g. "--threads 4"')
     ap.add_argument('--ganesha', default=shutil.which('ganesha.nfsd') or
@@ -779,6 +825,9 @@ def parse_args():
     a.servers = [s for s in a.servers.split(',') if s]
     a.vers = [int(v) for v in a.vers.split(',') if v]
     a.cells = [c for c in a.cells.split(',') if c]
+    if a.lockbench is None:
+        a.lockbench = os.path.join(os.path.dirname(a.peernfsd),
+                                   'peernfs-lockbench')
     for s in a.servers:
         if s not in SERVERS:
             ap.error('unknown server %s (have: %s)' % (s, ', '.join(SERVERS)))
@@ -801,6 +850,12 @@ def preflight(a):
     if 'ganesha' in a.servers and not os.access(a.ganesha, os.X_OK):
         errs.append('no ganesha.nfsd at %s (apt-get install nfs-ganesha '
                     'nfs-ganesha-vfs)' % a.ganesha)
+    if wants_nlm(a):
+        if not os.access(a.lockbench, os.X_OK):
+            errs.append('no peernfs-lockbench at %s (the lock cells; it is built '
+                        'with peernfsd, or give --lockbench)' % a.lockbench)
+        if not shutil.which('rpc.statd'):
+            errs.append('missing rpc.statd (apt-get install nfs-common)')
     if errs:
         sys.exit('run.py: ' + '; '.join(errs))
     p = subprocess.run(['make', '-s', '-C', NFSBENCH_DIR, 'nfsbench'],
@@ -829,6 +884,7 @@ def main():
     if not cells:
         sys.exit('run.py: no cells match --vers %s --cells %s' %
                  (a.vers, a.cells))
+    a.lock_cells = any(c['wl'] in LOCK_WORKLOADS for c in cells)
     preflight(a)
     os.makedirs(a.workdir, exist_ok=True)
     lock = open(os.path.join(a.workdir, '.lock'), 'w')
@@ -845,6 +901,7 @@ def main():
            'servers': a.servers,
            'params': {'secs': a.secs, 'reps': a.reps, 'size': a.size,
                       'vers': a.vers, 'peernfsd': a.peernfsd,
+                      'lockbench': a.lockbench,
                       'peernfsd_args': a.peernfsd_args}}
     rec.emit(run)
     est = len(a.servers) * a.reps * len(cells) * (a.secs + 3) + 30
