@@ -102,6 +102,14 @@ struct fs_dirent {
     const struct stat *st;
 };
 
+/* fs_ops.setxattr: what must hold of the attribute beforehand (RFC 8276 setxattr_option4). */
+enum fs_xattr_how { FS_XATTR_EITHER = 0, FS_XATTR_CREATE = 1, FS_XATTR_REPLACE = 2 };
+
+/* Bounds of extended attributes (Linux's XATTR_SIZE_MAX and XATTR_LIST_MAX): a value,
+ * and a whole name list, are at most 64 KiB. */
+#define FS_XATTR_SIZE_MAX 65536u
+#define FS_XATTR_LIST_MAX 65536u
+
 /* Return 0 to continue, 1 to stop (this entry was not consumed), <0 to abort with that errno. */
 typedef int (*fs_readdir_fn)(void *ctx, const struct fs_dirent *de);
 
@@ -188,6 +196,31 @@ struct fs_ops {
      * or with `punch` deallocate it (a hole; the size stays). `st` gets the attributes after. */
     int (*allocate)(struct fs_export *ex, const struct fs_fh *fh, uint64_t offset, uint64_t length,
                     bool punch, struct stat *st);
+
+    /*
+     * Optional, all five or none: extended attributes of the user namespace (RFC 8276
+     * offers no other). Names are given and listed WITHOUT the namespace prefix (the
+     * posix backend adds and strips "user."); they are `namelen` bytes, not terminated,
+     * and a NUL inside is -EINVAL. Only regular files and directories carry them
+     * (others: -EOPNOTSUPP). They run as `cred`, so the backing filesystem decides
+     * access (reading needs read permission, changing needs write permission or
+     * ownership). Errors: -ENODATA no such attribute, -EEXIST / -ENODATA for
+     * FS_XATTR_CREATE / FS_XATTR_REPLACE, -ERANGE a value or list larger than `bufsize`,
+     * -E2BIG a value over FS_XATTR_SIZE_MAX, -ENAMETOOLONG a name the backend cannot
+     * store, -EOPNOTSUPP the filesystem has no user xattrs.
+     */
+    /* Whether the export's filesystem stores user xattrs (the xattr_support attribute). */
+    bool (*xattr_supported)(struct fs_export *ex);
+    /* The value into buf; *len its length. bufsize 0 only tells whether it is empty. */
+    int (*getxattr)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                    const char *name, size_t namelen, void *buf, size_t bufsize, size_t *len);
+    int (*setxattr)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                    const char *name, size_t namelen, const void *val, size_t len, enum fs_xattr_how how);
+    /* The names, each followed by a NUL, in the backend's order; *len bytes in all. */
+    int (*listxattr)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh, char *buf,
+                     size_t bufsize, size_t *len);
+    int (*removexattr)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                       const char *name, size_t namelen);
 };
 
 extern const struct fs_ops fs_posix_ops;

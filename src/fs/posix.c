@@ -36,6 +36,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fs/fs.h"
@@ -58,6 +59,7 @@ struct fs_export {
     dev_t dev;
     ino_t root_ino;
     bool rdonly_fs;
+    bool user_xattrs; /* the filesystem stores user.* extended attributes */
     struct fs_fh root;
     uint64_t root_hash;
     struct fdcache cache;
@@ -366,6 +368,13 @@ static int px_as(const struct fs_cred *cred)
 
 /* ---- export ---- */
 
+/* Whether the filesystem has a handler for the user namespace: reading a name that is
+ * not there says ENODATA where it has, EOPNOTSUPP where it has not. */
+static bool px_probe_user_xattrs(int dirfd)
+{
+    return fgetxattr(dirfd, "user.peernfs.probe", NULL, 0) >= 0 || errno != EOPNOTSUPP;
+}
+
 static unsigned px_cache_size(void)
 {
     if (px_cache_limit)
@@ -398,6 +407,7 @@ static int px_export_open(const char *path, struct fs_export **out)
     ex->dev = st.st_dev;
     ex->root_ino = st.st_ino;
     ex->rdonly_fs = sv.f_flag & ST_RDONLY;
+    ex->user_xattrs = px_probe_user_xattrs(ex->mount_fd);
 
     /* EOVERFLOW: handles longer than 36 bytes; EOPNOTSUPP: no handles at all */
     err = px_name_to_fh(NULL, ex->mount_fd, "", AT_EMPTY_PATH, &ex->root, &ex->mnt_id);
@@ -1004,6 +1014,160 @@ static int px_link(struct fs_export *ex, const struct fs_cred *cred, const struc
     return err;
 }
 
+/* ---- extended attributes (user namespace) ---- */
+
+#define PX_XATTR_PREFIX "user."
+#define PX_XATTR_PREFIX_LEN (sizeof(PX_XATTR_PREFIX) - 1)
+
+/* "user." + name as a C string: -EINVAL for an empty name or a NUL inside, and
+ * -ENAMETOOLONG past the kernel's XATTR_NAME_MAX, prefix included. */
+static int px_xattr_name(const char *name, size_t len, char buf[XATTR_NAME_MAX + 1])
+{
+    if (len == 0 || memchr(name, '\0', len))
+        return -EINVAL;
+    if (len > XATTR_NAME_MAX - PX_XATTR_PREFIX_LEN)
+        return -ENAMETOOLONG;
+    memcpy(buf, PX_XATTR_PREFIX, PX_XATTR_PREFIX_LEN);
+    memcpy(buf + PX_XATTR_PREFIX_LEN, name, len);
+    buf[PX_XATTR_PREFIX_LEN + len] = '\0';
+    return 0;
+}
+
+/*
+ * A readable fd of fh for the f*xattr calls (they refuse O_PATH fds), then the caller's
+ * identity. User xattrs live on regular files and directories only (the kernel refuses
+ * them elsewhere), and opening anything else could block (FIFOs) or reach a device.
+ */
+static int px_xattr_begin(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                          struct fdc_entry **out)
+{
+    if (!ex->user_xattrs)
+        return -EOPNOTSUPP;
+    struct fdc_entry *e;
+    int err = px_get(ex, fh, FDC_PATH, WANT_ANY, &e, NULL);
+    if (err)
+        return err;
+    if (!S_ISREG(e->fmt) && !S_ISDIR(e->fmt))
+        err = -EOPNOTSUPP;
+    else if (e->level < FDC_READ)
+        err = px_upgrade(ex, &e, FDC_READ);
+    if (!err)
+        err = px_as(cred);
+    if (err) {
+        fdc_put(e);
+        return err;
+    }
+    *out = e;
+    return 0;
+}
+
+static bool px_xattr_supported(struct fs_export *ex)
+{
+    return ex->user_xattrs;
+}
+
+static int px_getxattr(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                       const char *name, size_t namelen, void *buf, size_t bufsize, size_t *len)
+{
+    char full[XATTR_NAME_MAX + 1];
+    int err = px_xattr_name(name, namelen, full);
+    if (err)
+        return err;
+    struct fdc_entry *e;
+    err = px_xattr_begin(ex, cred, fh, &e);
+    if (err)
+        return err;
+    /* a size of 0 asks the kernel for the value's length, not for the value */
+    ssize_t n = fgetxattr(e->fd, full, bufsize ? buf : NULL, bufsize);
+    err = n < 0 ? -errno : 0;
+    fdc_put(e);
+    if (err)
+        return err;
+    if (bufsize == 0 && n > 0)
+        return -ERANGE;
+    *len = (size_t)n;
+    return 0;
+}
+
+static int px_setxattr(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                       const char *name, size_t namelen, const void *val, size_t len, enum fs_xattr_how how)
+{
+    if (len > FS_XATTR_SIZE_MAX)
+        return -E2BIG;
+    char full[XATTR_NAME_MAX + 1];
+    int err = px_xattr_name(name, namelen, full);
+    if (err)
+        return err;
+    int flags = how == FS_XATTR_CREATE ? XATTR_CREATE : how == FS_XATTR_REPLACE ? XATTR_REPLACE : 0;
+    struct fdc_entry *e;
+    err = px_xattr_begin(ex, cred, fh, &e);
+    if (err)
+        return err;
+    if (fsetxattr(e->fd, full, val, len, flags) < 0)
+        err = -errno;
+    dc_modified(ex->modgen);
+    fdc_put(e);
+    return err;
+}
+
+static int px_removexattr(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
+                          const char *name, size_t namelen)
+{
+    char full[XATTR_NAME_MAX + 1];
+    int err = px_xattr_name(name, namelen, full);
+    if (err)
+        return err;
+    struct fdc_entry *e;
+    err = px_xattr_begin(ex, cred, fh, &e);
+    if (err)
+        return err;
+    if (fremovexattr(e->fd, full) < 0)
+        err = -errno;
+    dc_modified(ex->modgen);
+    fdc_put(e);
+    return err;
+}
+
+/* Keep the user namespace's names of a kernel list (NUL-terminated names), prefix
+ * stripped, in buf: -ERANGE when they do not fit. */
+static int px_xattr_user_names(const char *list, size_t n, char *buf, size_t bufsize, size_t *len)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n;) {
+        const char *name = list + i;
+        size_t l = strnlen(name, n - i);
+        i += l + 1;
+        if (l <= PX_XATTR_PREFIX_LEN || memcmp(name, PX_XATTR_PREFIX, PX_XATTR_PREFIX_LEN) != 0)
+            continue; /* another namespace (security., trusted., system.) */
+        size_t keep = l - PX_XATTR_PREFIX_LEN;
+        if (keep + 1 > bufsize - out)
+            return -ERANGE;
+        memcpy(buf + out, name + PX_XATTR_PREFIX_LEN, keep);
+        buf[out + keep] = '\0';
+        out += keep + 1;
+    }
+    *len = out;
+    return 0;
+}
+
+static int px_listxattr(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh, char *buf,
+                        size_t bufsize, size_t *len)
+{
+    /* The kernel's whole list (all namespaces) is at most XATTR_LIST_MAX bytes. */
+    char *list = malloc(FS_XATTR_LIST_MAX);
+    if (!list)
+        return -ENOMEM;
+    struct fdc_entry *e;
+    int err = px_xattr_begin(ex, cred, fh, &e);
+    if (!err) {
+        ssize_t n = flistxattr(e->fd, list, FS_XATTR_LIST_MAX);
+        err = n < 0 ? -errno : px_xattr_user_names(list, (size_t)n, buf, bufsize, len);
+        fdc_put(e);
+    }
+    free(list);
+    return err;
+}
+
 /* ---- directories ---- */
 
 /* One listing: the directory, and where its entries' handles and attributes go. */
@@ -1188,4 +1352,9 @@ const struct fs_ops fs_posix_ops = {
     .statfs = px_statfs,
     .seek = px_seek,
     .allocate = px_allocate,
+    .xattr_supported = px_xattr_supported,
+    .getxattr = px_getxattr,
+    .setxattr = px_setxattr,
+    .listxattr = px_listxattr,
+    .removexattr = px_removexattr,
 };

@@ -39,6 +39,9 @@ void nfs4_fh_attr_src(struct nfs4_compound *c, const struct nfs4_fh *f, const st
     src->fh_len = f->wire_len;
     src->lease_time = state_lease_time(c->srv->state);
     if (f->kind == NFS4_FH_EXPORT) {
+        /* RFC 8276 xattr_support: the xattr ops work here (the pseudo-fs has none). The Linux
+         * client asks at mount time; a backend without them answers false. */
+        src->xattr_support = nfs4_xattr_supported(f);
         src->fsid_major = f->ex->id;
         src->fsid_minor = NFS4_FSID_MINOR_EXPORT;
         if (nfs4_fh_is_export_root(f)) {
@@ -187,12 +190,17 @@ struct nfs4_access_map {
     unsigned may;
 };
 
+/* The RFC 8276 (4.2) bits: reading and listing xattrs are read access, changing them
+ * write access (8.4.3), of the object itself (a directory's xattrs need no search). */
 static const struct nfs4_access_map nfs4_dir_access[] = {
     {ACCESS4_READ, FS_MAY_READ},
     {ACCESS4_LOOKUP, FS_MAY_EXEC},
     {ACCESS4_MODIFY, FS_MAY_WRITE | FS_MAY_EXEC},
     {ACCESS4_EXTEND, FS_MAY_WRITE | FS_MAY_EXEC},
     {ACCESS4_DELETE, FS_MAY_WRITE | FS_MAY_EXEC},
+    {ACCESS4_XAREAD, FS_MAY_READ},
+    {ACCESS4_XAWRITE, FS_MAY_WRITE},
+    {ACCESS4_XALIST, FS_MAY_READ},
     {0, 0},
 };
 
@@ -201,12 +209,16 @@ static const struct nfs4_access_map nfs4_file_access[] = {
     {ACCESS4_EXECUTE, FS_MAY_EXEC},
     {ACCESS4_MODIFY, FS_MAY_WRITE},
     {ACCESS4_EXTEND, FS_MAY_WRITE},
+    {ACCESS4_XAREAD, FS_MAY_READ},
+    {ACCESS4_XAWRITE, FS_MAY_WRITE},
+    {ACCESS4_XALIST, FS_MAY_READ},
     {0, 0},
 };
 
 #define NFS4_ACCESS_ALL                                                                            \
     (ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE | ACCESS4_EXECUTE)
-#define NFS4_ACCESS_WRITES (ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE)
+#define NFS4_ACCESS_XATTR (ACCESS4_XAREAD | ACCESS4_XAWRITE | ACCESS4_XALIST)
+#define NFS4_ACCESS_WRITES (ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE | ACCESS4_XAWRITE)
 #define NFS4_ACCESS_DIR (ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE)
 #define NFS4_ACCESS_NONDIR (ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_EXECUTE)
 
@@ -222,22 +234,28 @@ NFS4_OP(access)
 {
     ACCESS4res *r = &res->opaccess;
     uint32_t asked = arg->opaccess.access;
-    if (asked & ~(uint32_t)(NFS4_ACCESS_ALL | 0x1c0u)) /* 0x1c0: RFC 8276 xattr bits */
+    if (asked & ~(uint32_t)(NFS4_ACCESS_ALL | NFS4_ACCESS_XATTR))
         return r->status = NFS4ERR_INVAL;
-    asked &= NFS4_ACCESS_ALL;
+    /* The xattr bits are 4.2's (RFC 8276 8.4.3); older minor versions leave them out
+     * of `supported`, as a server that does not know them. */
+    asked &= c->minor >= 2 ? NFS4_ACCESS_ALL | NFS4_ACCESS_XATTR : NFS4_ACCESS_ALL;
     struct stat st;
     nfsstat4 s = nfs4_cur_stat(c, &c->cur, &st);
     if (s != NFS4_OK)
         return r->status = s;
     /* supported names only the bits that mean something for this type (RFC 8881
      * 18.1.3: LOOKUP and DELETE for directories, EXECUTE for the rest), as the maps. */
-    uint32_t supported = asked & (S_ISDIR(st.st_mode) ? NFS4_ACCESS_DIR : NFS4_ACCESS_NONDIR);
+    uint32_t supported =
+        asked & ((S_ISDIR(st.st_mode) ? NFS4_ACCESS_DIR : NFS4_ACCESS_NONDIR) | NFS4_ACCESS_XATTR);
     uint32_t granted = 0;
     if (c->cur.kind == NFS4_FH_PSEUDO) {
-        granted = supported & (ACCESS4_READ | ACCESS4_LOOKUP);
+        granted = supported & (ACCESS4_READ | ACCESS4_LOOKUP); /* no xattrs there */
     } else {
         const struct nfs4_access_map *map = S_ISDIR(st.st_mode) ? nfs4_dir_access : nfs4_file_access;
         uint32_t want = nfs4_fh_read_only(&c->cur) ? supported & ~(uint32_t)NFS4_ACCESS_WRITES : supported;
+        /* Linux keeps user xattrs off symlinks and special files. */
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+            want &= ~(uint32_t)NFS4_ACCESS_XATTR;
         for (; map->access; map++)
             if ((want & map->access) && nfs4_may(&c->cur, &st, map->may))
                 granted |= map->access;

@@ -105,10 +105,10 @@ static const struct nfs4_op_desc nfs4_ops[OP_REMOVEXATTR + 1] = {
     [OP_SEEK] = OP("SEEK", seek, M2 | FH),
     [OP_WRITE_SAME] = NOSUP("WRITE_SAME", M2 | FH | MOD),
     [OP_CLONE] = NOSUP("CLONE", M2 | FH | MOD),
-    [OP_GETXATTR] = NOSUP("GETXATTR", M2 | FH),
-    [OP_SETXATTR] = NOSUP("SETXATTR", M2 | FH | MOD),
-    [OP_LISTXATTRS] = NOSUP("LISTXATTRS", M2 | FH),
-    [OP_REMOVEXATTR] = NOSUP("REMOVEXATTR", M2 | FH | MOD),
+    [OP_GETXATTR] = OP("GETXATTR", getxattr, M2 | FH | DIR_),
+    [OP_SETXATTR] = OP("SETXATTR", setxattr, M2 | FH | MOD),
+    [OP_LISTXATTRS] = OP("LISTXATTRS", listxattrs, M2 | FH | DIR_),
+    [OP_REMOVEXATTR] = OP("REMOVEXATTR", removexattr, M2 | FH | MOD),
 };
 
 /* The op exists in this minor version (else OP_ILLEGAL). */

@@ -48,10 +48,11 @@ static nfsstat4 nfs4_dir_begin(const struct nfs4_compound *c, const struct nfs4_
     return nfs4_want_type(c->minor, st->st_mode, S_IFDIR);
 }
 
-/* change_info4 of a directory: `before` from its attributes taken before the change,
- * `after` read now. When they cannot be read the client still learns that something
- * changed: after = before + 1 (atomic is false, so it revalidates anyway). */
-static void nfs4_cinfo(const struct nfs4_fh *dir, const struct stat *before, change_info4 *ci)
+/* change_info4 of a directory (or, for the xattr ops, of the object): `before` from its
+ * attributes taken before the change, `after` read now. When they cannot be read the
+ * client still learns that something changed: after = before + 1 (atomic is false, so it
+ * revalidates anyway). */
+void nfs4_cinfo(const struct nfs4_fh *dir, const struct stat *before, change_info4 *ci)
 {
     struct stat now;
     ci->atomic = false;

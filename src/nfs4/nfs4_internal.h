@@ -264,6 +264,9 @@ void nfs4_lock_notify_run(struct nfs4_server *srv, struct cb_service *cb);
 /* After nfs4_cb_stop, before the lock space is destroyed. */
 void nfs4_lock_notify_fini(struct nfs4_server *srv);
 
+/* nfs4_dir.c: change_info4 from the attributes before a change and the object now. */
+void nfs4_cinfo(const struct nfs4_fh *f, const struct stat *before, change_info4 *ci);
+
 /* Op handlers (one file per area). */
 #define NFS4_OP(name) nfsstat4 nfs4_op_##name(struct nfs4_compound *c, nfs_argop4 *arg, nfs_resop4 *res)
 /* nfs4_fh.c */
@@ -276,6 +279,9 @@ NFS4_OP(readdir); NFS4_OP(create); NFS4_OP(remove); NFS4_OP(rename); NFS4_OP(lin
 /* nfs4_io.c */
 NFS4_OP(read); NFS4_OP(write); NFS4_OP(commit); NFS4_OP(seek); NFS4_OP(allocate);
 NFS4_OP(deallocate); NFS4_OP(read_plus);
+/* nfs4_xattr.c (RFC 8276); nfs4_xattr_supported: the xattr_support attribute of f */
+bool nfs4_xattr_supported(const struct nfs4_fh *f);
+NFS4_OP(getxattr); NFS4_OP(setxattr); NFS4_OP(listxattrs); NFS4_OP(removexattr);
 /* nfs4_open.c */
 NFS4_OP(open); NFS4_OP(open_confirm); NFS4_OP(open_downgrade); NFS4_OP(close); NFS4_OP(openattr);
 /* nfs4_lock.c */

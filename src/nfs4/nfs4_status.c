@@ -32,10 +32,12 @@ nfsstat4 nfs4_errno(int err)
     case ESTALE: return NFS4ERR_STALE;
     case EBADF: case EBADMSG: return NFS4ERR_BADHANDLE;
     case ELOOP: return NFS4ERR_SYMLINK;
-    case EOPNOTSUPP: return NFS4ERR_NOTSUPP;
+    case EOPNOTSUPP: return NFS4ERR_NOTSUPP; /* = ENOTSUP on Linux: no xattrs there */
     case EAGAIN: case ETXTBSY: return NFS4ERR_DELAY;
     case ENOMEM: case EMFILE: case ENFILE: return NFS4ERR_RESOURCE;
-    case ERANGE: return NFS4ERR_XATTR2BIG;
+    /* RFC 8276 extended attributes: a value or list larger than the room given or
+     * than the filesystem takes (ERANGE / E2BIG), and a name that is not there */
+    case ERANGE: case E2BIG: return NFS4ERR_XATTR2BIG;
     case ENODATA: return NFS4ERR_NOXATTR;
     case ESPIPE: return NFS4ERR_INVAL;
     default: return NFS4ERR_SERVERFAULT;

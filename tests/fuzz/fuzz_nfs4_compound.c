@@ -1079,6 +1079,21 @@ static void s_offset_op(struct seed *s, uint32_t op, const void *sid, uint64_t o
     wb_u64(&s->ops, len);
 }
 
+static void s_setxattr(struct seed *s, uint32_t how, const char *name, const char *value)
+{
+    S_OP(s, OP_SETXATTR);
+    wb_u32(&s->ops, how);
+    wb_str(&s->ops, name);
+    wb_str(&s->ops, value);
+}
+
+static void s_listxattrs(struct seed *s, uint64_t cookie, uint32_t maxcount)
+{
+    S_OP(s, OP_LISTXATTRS);
+    wb_u64(&s->ops, cookie);
+    wb_u32(&s->ops, maxcount);
+}
+
 #define W0_COMMON ((1u << FATTR4_TYPE) | (1u << FATTR4_CHANGE) | (1u << FATTR4_SIZE) | (1u << FATTR4_FSID) | \
                    (1u << FATTR4_FILEID))
 #define W1_COMMON ((1u << (FATTR4_MODE - 32)) | (1u << (FATTR4_NUMLINKS - 32)) | (1u << (FATTR4_OWNER - 32)) | \
@@ -1291,6 +1306,44 @@ static void write_seeds(const char *dir)
     s_close(&s, 0, cur_sid);
     seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ));
     seed_write(dir, "v42-sparse", &s);
+
+    /* 4.2 extended attributes (RFC 8276): set, get, list, remove on a file and a
+     * directory, the error cases, and as uid 1000 (no write permission) */
+    s_lookup(&s, "file");
+    s_setxattr(&s, SETXATTR4_CREATE, "color", "blue");
+    s_setxattr(&s, SETXATTR4_EITHER, "shape", "");
+    s_name_op(&s, OP_GETXATTR, "color");
+    s_listxattrs(&s, 0, 4096);
+    s_listxattrs(&s, 1, 28);
+    s_setxattr(&s, SETXATTR4_REPLACE, "color", "red");
+    s_name_op(&s, OP_REMOVEXATTR, "shape");
+    seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ));
+    s_lookup(&s, "file");
+    s_setxattr(&s, SETXATTR4_CREATE, "color", "again"); /* EXIST */
+    seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ));
+    s_lookup(&s, "file");
+    s_name_op(&s, OP_GETXATTR, "missing"); /* NOXATTR */
+    seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ));
+    s_lookup(&s, "file");
+    s_listxattrs(&s, 0, 16); /* TOOSMALL */
+    seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ));
+    s_lookup(&s, "dir");
+    s_setxattr(&s, SETXATTR4_EITHER, "d", "1");
+    s_listxattrs(&s, 0, 4096);
+    S_OP(&s, OP_ACCESS);
+    wb_u32(&s.ops, 0x1ff);
+    s_getattr(&s, 0, 0, 1u << (FATTR4_XATTR_SUPPORT - 64));
+    seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ));
+    s_lookup(&s, "file");
+    s_setxattr(&s, SETXATTR4_EITHER, "u", "1000"); /* ACCESS */
+    s_name_op(&s, OP_GETXATTR, "color");
+    seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ | USER));
+    s_lookup(&s, "link");
+    s_name_op(&s, OP_GETXATTR, "color"); /* NOTSUPP: symlink */
+    seed_chunk_end(&s, CTL(2, FH_EXPORT, SEQ));
+    s_name_op(&s, OP_GETXATTR, "color"); /* NOTSUPP: pseudo-fs */
+    seed_chunk_end(&s, CTL(2, FH_ROOT, SEQ));
+    seed_write(dir, "v42-xattr", &s);
 
     /* 4.1 client and session ops: a second client with its own session, BIND_CONN,
      * RECLAIM_COMPLETE, DESTROY_SESSION, DESTROY_CLIENTID */
