@@ -6,17 +6,24 @@
  * random), CREATE_SESSION with CONN_BACK_CHAN and our callback program (AUTH_SYS),
  * RECLAIM_COMPLETE, then PUTROOTFH + LOOKUPs of the URL path in the server's pseudo-fs.
  * Every later COMPOUND starts with SEQUENCE on a slot of the session's slot table
- * (nfs4_slots.c); NFS4ERR_DELAY / GRACE answers of the blocking calls are retried with
- * backoff (the asynchronous READ / WRITE / COMMIT / GETATTR report them instead).
+ * (nfs4_slots.c).
  *
- * A background thread per client renews the lease (SEQUENCE-only COMPOUND when nothing
- * was sent for lease/3) and returns recalled delegations: CB_RECALL is answered at once
- * from the back channel worker and the COMMIT + DELEGRETURN run on that thread, because
- * the server may hold back our fore channel requests until the delegation is back.
+ * Requests (struct v4_req) survive what a server restart or a dropped connection does
+ * to them, as the Linux client's do: NFS4ERR_DELAY is retried with backoff, GRACE every
+ * second; a lost connection, BADSESSION / DEADSESSION, STALE_CLIENTID, and a stale
+ * stateid (STALE_STATEID, EXPIRED) hand the repair to the state manager thread
+ * (nfs4_recover.c) and wait for it; the request then goes out again: on the same slot
+ * and sequence id when the session survived (the server's reply cache answers a
+ * retransmission), else on the new session with its stateids refreshed from the
+ * per-file state (which the recovery reclaimed). Blocking calls retry on their own
+ * thread; asynchronous ones (READ / WRITE / COMMIT / GETATTR) are queued for the state
+ * manager, since their completions run on the RPC reader thread, which must not block.
+ * Everything is bounded by V4_RECOVERY_MS per request.
  *
  * Open state: one open owner and one lock owner per client instance; the open / lock /
  * delegation stateids of a file live in a small list keyed by handle (struct v4_file),
- * so READ / WRITE by handle find the right stateid (seqid 0 = "the current one").
+ * so READ / WRITE by handle find the right stateid (seqid 0 = "the current one"), and
+ * a recovery finds what to reclaim.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,62 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client/nfs4_cb.h"
 #include "client/nfs4_reply.h"
-#include "client/nfs4_slots.h"
-#include "client/nfs_client_impl.h"
-#include "xdr/nfs4_xdr.h"
+#include "client/nfs4_state.h"
+#include "util/log.h"
 
-#define V4_MAXOPS 20
-#define V4_ARENA_DEFAULT (64u * 1024)
-#define V4_FORE_SLOTS 64
-#define V4_BACK_SLOTS 4
 #define V4_READDIR_MAXCOUNT (64u * 1024)
-
-/* The state of one file handle this client opened or holds a delegation for. */
-struct v4_file {
-    struct v4_file *next;
-    struct nfs_fh fh;
-    unsigned refs; /* nfs_files open on it */
-    bool have_open, have_lock;
-    stateid4 open_sid, lock_sid;
-    uint32_t deleg_type; /* OPEN_DELEGATE_NONE / READ / WRITE */
-    stateid4 deleg_sid;
-};
-
-struct v4_recall {
-    struct v4_recall *next;
-    struct nfs_fh fh;
-    stateid4 sid;
-};
-
-struct v4_user_cb {
-    nfs_callback_fn fn;
-    void *ctx;
-};
-
-struct nfs4_state {
-    uint32_t minor;
-    bool have_clientid, have_session;
-    clientid4 clientid;
-    sessionid4 sessionid;
-    uint32_t maxops;
-    struct nfs4_slot_table slots;
-    struct nfs4_cb_service cb;
-    struct v4_user_cb user_cb[NFS4_CB_OP_MAX];
-    char ownerid[300];
-    char open_owner[48], lock_owner[48];
-
-    pthread_mutex_t mu; /* files, recalls, stats, last_send, stopping */
-    pthread_cond_t cv;  /* wakes the lease thread */
-    struct v4_file *files;
-    struct v4_recall *recalls;
-    bool thread_started, stopping;
-    pthread_t thread;
-    uint32_t lease_s;
-    struct timespec last_send;
-    struct nfs_client_stats stats;
-};
 
 static const stateid4 anon_stateid; /* all zeros: the anonymous stateid */
 
@@ -94,6 +50,13 @@ static struct xdr_opaque name4(const char *s) { return opq(s, strlen(s)); }
 
 static void now_mono(struct timespec *t) { clock_gettime(CLOCK_MONOTONIC, t); }
 
+int64_t nfs4c_now_ms(void)
+{
+    struct timespec t;
+    now_mono(&t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static void stat_add(struct nfs4_state *v4, uint64_t *ctr)
 {
     pthread_mutex_lock(&v4->mu);
@@ -103,13 +66,7 @@ static void stat_add(struct nfs4_state *v4, uint64_t *ctr)
 
 /* ---- building COMPOUNDs ---- */
 
-struct v4_args {
-    uint32_t n;
-    nfs_argop4 op[V4_MAXOPS];
-    uint32_t bm[V4_MAXOPS][2]; /* bitmap words of GETATTR / READDIR ops */
-};
-
-static nfs_argop4 *add_op(struct v4_args *a, nfs_opnum4 op)
+nfs_argop4 *nfs4c_add_op(struct v4_args *a, nfs_opnum4 op)
 {
     if (a->n == 0)
         a->n = 1; /* op[0] is SEQUENCE, filled when a slot is taken */
@@ -119,9 +76,9 @@ static nfs_argop4 *add_op(struct v4_args *a, nfs_opnum4 op)
     return o;
 }
 
-static void add_putfh(struct v4_args *a, const struct nfs_fh *fh)
+void nfs4c_add_putfh(struct v4_args *a, const struct nfs_fh *fh)
 {
-    add_op(a, OP_PUTFH)->opputfh.object = fh4(fh);
+    nfs4c_add_op(a, OP_PUTFH)->opputfh.object = fh4(fh);
 }
 
 static bitmap4 bitmap(struct v4_args *a, uint64_t mask)
@@ -135,19 +92,29 @@ static bitmap4 bitmap(struct v4_args *a, uint64_t mask)
 static void add_getattr(struct v4_args *a, uint64_t mask)
 {
     bitmap4 b = bitmap(a, mask);
-    add_op(a, OP_GETATTR)->opgetattr.attr_request = b;
+    nfs4c_add_op(a, OP_GETATTR)->opgetattr.attr_request = b;
+}
+
+/* Ops whose effect a blind re-execution could change (a retransmission must get the
+ * first reply from the server's cache instead): SEQUENCE asks it to keep the reply. */
+static bool args_cachethis(const struct v4_args *a)
+{
+    for (uint32_t i = 1; i < a->n; i++) {
+        switch (a->op[i].argop) {
+        case OP_OPEN: case OP_CLOSE: case OP_LOCK: case OP_LOCKU: case OP_CREATE:
+        case OP_REMOVE: case OP_RENAME: case OP_LINK: case OP_SETATTR: case OP_WRITE:
+        case OP_OPEN_DOWNGRADE: case OP_DELEGRETURN: case OP_FREE_STATEID:
+            return true;
+        default:
+            break;
+        }
+    }
+    return false;
 }
 
 /* ---- replies ---- */
 
-struct v4_reply {
-    struct rpc_reply rep;
-    void *arena_mem;
-    COMPOUND4res res;
-    uint32_t next; /* index of the next result to take */
-};
-
-static void v4_reply_free(struct v4_reply *r)
+void nfs4c_reply_free(struct v4_reply *r)
 {
     rpc_reply_free(&r->rep);
     free(r->arena_mem);
@@ -168,7 +135,7 @@ static int v4_decode(struct v4_reply *r, size_t arena_size)
 }
 
 /* The next result, which must be of op `op` (else the reply is malformed: NULL). */
-static const nfs_resop4 *v4_next(struct v4_reply *r, nfs_opnum4 op)
+const nfs_resop4 *nfs4c_next(struct v4_reply *r, nfs_opnum4 op)
 {
     if (r->next >= r->res.resarray.len || r->res.resarray.val[r->next].resop != op)
         return NULL;
@@ -176,7 +143,126 @@ static const nfs_resop4 *v4_next(struct v4_reply *r, nfs_opnum4 op)
 }
 
 /* Skip results of ops whose only outcome is their status (PUTFH, SAVEFH, LOOKUP...). */
-static bool v4_skip(struct v4_reply *r, nfs_opnum4 op) { return v4_next(r, op) != NULL; }
+static bool v4_skip(struct v4_reply *r, nfs_opnum4 op) { return nfs4c_next(r, op) != NULL; }
+
+/* ---- open / delegation state per handle ---- */
+
+struct v4_file *nfs4c_file_find(struct nfs4_state *v4, const struct nfs_fh *fh)
+{
+    for (struct v4_file *f = v4->files; f; f = f->next)
+        if (f->fh.len == fh->len && !memcmp(f->fh.data, fh->data, fh->len))
+            return f;
+    return NULL;
+}
+
+static struct v4_file *file_get(struct nfs4_state *v4, const struct nfs_fh *fh)
+{
+    struct v4_file *f = nfs4c_file_find(v4, fh);
+    if (!f && (f = calloc(1, sizeof(*f)))) {
+        f->fh = *fh;
+        f->next = v4->files;
+        v4->files = f;
+    }
+    return f;
+}
+
+void nfs4c_file_drop_if_idle(struct nfs4_state *v4, struct v4_file *f)
+{
+    if (f->refs || f->have_open || f->deleg_type != OPEN_DELEGATE_NONE)
+        return;
+    for (struct v4_file **p = &v4->files; *p; p = &(*p)->next) {
+        if (*p == f) {
+            *p = f->next;
+            nfs4_lockset_clear(&f->locks);
+            free(f);
+            return;
+        }
+    }
+}
+
+static bool is_anon(const stateid4 *sid) { return !memcmp(sid, &anon_stateid, sizeof(*sid)); }
+
+/* The stateid for I/O on fh (mu held): the open's, else a delegation's, else anonymous;
+ * seqid 0 means "the current one" (RFC 8881 8.2.2), so an upgrade in flight does not
+ * matter. -EIO when the file's state was lost in a server restart. */
+static int io_stateid_locked(struct nfs4_state *v4, const struct nfs_fh *fh, stateid4 *sid)
+{
+    *sid = anon_stateid;
+    struct v4_file *f = nfs4c_file_find(v4, fh);
+    if (f && f->lost)
+        return -EIO;
+    if (f && f->have_open)
+        *sid = f->open_sid;
+    else if (f && f->deleg_type != OPEN_DELEGATE_NONE)
+        *sid = f->deleg_sid;
+    if (!is_anon(sid))
+        sid->seqid = 0;
+    return 0;
+}
+
+static int io_stateid(struct nfs4_state *v4, const struct nfs_fh *fh, stateid4 *sid)
+{
+    pthread_mutex_lock(&v4->mu);
+    int st = io_stateid_locked(v4, fh, sid);
+    pthread_mutex_unlock(&v4->mu);
+    return st;
+}
+
+/* ---- refreshing a request's state after a recovery ---- */
+
+/* The open / lock stateid of fh now (mu held), or -EIO when there is none any more. */
+static int file_sid_locked(struct nfs4_state *v4, const struct nfs_fh *fh, bool lock, stateid4 *sid)
+{
+    struct v4_file *f = nfs4c_file_find(v4, fh);
+    if (!f || f->lost || !(lock ? f->have_lock : f->have_open))
+        return -EIO;
+    *sid = lock ? f->lock_sid : f->open_sid;
+    return 0;
+}
+
+static int refresh_op_locked(struct nfs4_state *v4, nfs_argop4 *o, const struct nfs_fh *fh)
+{
+    switch (o->argop) {
+    case OP_OPEN: o->opopen.owner.clientid = v4->clientid; return 0;
+    case OP_LOCKT: o->oplockt.owner.clientid = v4->clientid; return 0;
+    case OP_READ: return is_anon(&o->opread.stateid) ? 0 : io_stateid_locked(v4, fh, &o->opread.stateid);
+    case OP_WRITE: return is_anon(&o->opwrite.stateid) ? 0 : io_stateid_locked(v4, fh, &o->opwrite.stateid);
+    case OP_SETATTR:
+        return is_anon(&o->opsetattr.stateid) ? 0 : io_stateid_locked(v4, fh, &o->opsetattr.stateid);
+    case OP_CLOSE: return file_sid_locked(v4, fh, false, &o->opclose.open_stateid);
+    case OP_LOCKU: return file_sid_locked(v4, fh, true, &o->oplocku.lock_stateid);
+    case OP_FREE_STATEID: return file_sid_locked(v4, fh, true, &o->opfree_stateid.fsa_stateid);
+    case OP_LOCK: {
+        LOCK4args *l = &o->oplock;
+        if (!l->locker.new_lock_owner)
+            return file_sid_locked(v4, fh, true, &l->locker.lock_owner.lock_stateid);
+        l->locker.open_owner.lock_owner.clientid = v4->clientid;
+        return file_sid_locked(v4, fh, false, &l->locker.open_owner.open_stateid);
+    }
+    default: return 0;
+    }
+}
+
+/* Put the current client id and stateids into a request built earlier (mu held): after
+ * a recovery they are the reclaimed ones. The current filehandle is followed through
+ * PUTFH; ops that set another one carry no stateids after it. -EIO: the state a
+ * stateid stood for was lost. */
+static int args_refresh_locked(struct nfs4_state *v4, struct v4_args *a)
+{
+    struct nfs_fh fh = { 0 };
+    for (uint32_t i = 1; i < a->n; i++) {
+        nfs_argop4 *o = &a->op[i];
+        if (o->argop == OP_PUTFH) {
+            if (nfs4_fh_from_wire(&fh, &o->opputfh.object))
+                fh.len = 0;
+            continue;
+        }
+        int st = refresh_op_locked(v4, o, &fh);
+        if (st)
+            return st;
+    }
+    return 0;
+}
 
 /* ---- SEQUENCE and the slot table ---- */
 
@@ -188,71 +274,346 @@ static void note_sent(struct nfs4_state *v4)
     pthread_mutex_unlock(&v4->mu);
 }
 
-static int seq_begin(struct nfs_client *c, struct v4_args *a, uint32_t *slot)
+/* Take a slot of the current session and fill SEQUENCE in. -ECANCELED: that session
+ * was replaced while we waited, or is being replaced (try again on the new one). */
+static int seq_begin(struct nfs_client *c, struct v4_req *rq)
 {
     struct nfs4_state *v4 = c->v4;
+    pthread_mutex_lock(&v4->mu);
+    struct v4_session *s = nfs4c_sess_get_locked(v4);
+    pthread_mutex_unlock(&v4->mu);
+    if (!s)
+        return -ENOTCONN;
     uint32_t seqid, highest;
-    int st = nfs4_slot_get(&v4->slots, c->timeout_ms, slot, &seqid, &highest);
-    if (st)
+    int st = nfs4_slot_get(&s->slots, c->timeout_ms, &rq->slot, &seqid, &highest);
+    if (st == -EIO) {
+        /* every slot retired (requests lost in timeouts or on dropped connections):
+         * only a new session has usable slots again */
+        pthread_mutex_lock(&v4->mu);
+        rq->sess_gen = s->gen;
+        if (v4->thread_started && !v4->stopping)
+            nfs4c_recovery_ask_locked(v4, RECOV_SESSION, rq);
+        pthread_mutex_unlock(&v4->mu);
+        st = -ECANCELED;
+    }
+    if (st) {
+        nfs4c_sess_put(v4, s);
         return st;
+    }
+    rq->sess = s;
+    rq->sess_gen = s->gen;
+    rq->have_slot = true;
+    struct v4_args *a = rq->a;
     if (a->n == 0)
         a->n = 1;
     nfs_argop4 *o = &a->op[0];
     memset(o, 0, sizeof(*o));
     o->argop = OP_SEQUENCE;
-    SEQUENCE4args *s = &o->opsequence;
-    memcpy(s->sa_sessionid, v4->sessionid, sizeof(sessionid4));
-    s->sa_sequenceid = seqid;
-    s->sa_slotid = *slot;
-    s->sa_highest_slotid = highest;
-    s->sa_cachethis = false;
+    SEQUENCE4args *q = &o->opsequence;
+    memcpy(q->sa_sessionid, s->id, sizeof(sessionid4));
+    q->sa_sequenceid = seqid;
+    q->sa_slotid = rq->slot;
+    q->sa_highest_slotid = highest;
+    q->sa_cachethis = args_cachethis(a);
     return 0;
+}
+
+static void slot_release(struct nfs_client *c, struct v4_req *rq, enum nfs4_slot_outcome how,
+                         uint32_t target_highest)
+{
+    if (!rq->have_slot)
+        return;
+    nfs4_slot_put(&rq->sess->slots, rq->slot, how, target_highest);
+    nfs4c_sess_put(c->v4, rq->sess);
+    rq->sess = NULL;
+    rq->have_slot = false;
 }
 
 /* Give the slot back according to what became of SEQUENCE; returns its status (0,
  * positive nfsstat4) or the transport / decoding error. */
-static int seq_end(struct nfs_client *c, uint32_t slot, int st, const COMPOUND4res *res)
+static int seq_end(struct nfs_client *c, struct v4_req *rq, int st, const COMPOUND4res *res)
 {
-    struct nfs4_slot_table *t = &c->v4->slots;
     if (st) {
         /* -EPROTO: the RPC layer refused the call, so SEQUENCE never ran; otherwise
-         * (timeout, lost connection, garbage reply) we cannot know */
-        nfs4_slot_put(t, slot, st == -EPROTO ? NFS4_SLOT_UNUSED : NFS4_SLOT_LOST, UINT32_MAX);
+         * (timeout, garbage reply) we cannot know */
+        slot_release(c, rq, st == -EPROTO ? NFS4_SLOT_UNUSED : NFS4_SLOT_LOST, UINT32_MAX);
         return st;
     }
     if (res->resarray.len == 0) {
-        nfs4_slot_put(t, slot, NFS4_SLOT_UNUSED, UINT32_MAX);
+        slot_release(c, rq, NFS4_SLOT_UNUSED, UINT32_MAX);
         return res->status ? (int)res->status : -EBADMSG;
     }
     const nfs_resop4 *o = &res->resarray.val[0];
     if (o->resop != OP_SEQUENCE) {
-        nfs4_slot_put(t, slot, NFS4_SLOT_LOST, UINT32_MAX);
+        slot_release(c, rq, NFS4_SLOT_LOST, UINT32_MAX);
         return -EBADMSG;
     }
     const SEQUENCE4res *s = &o->opsequence;
     if (s->sr_status == NFS4_OK) {
-        bool same = s->sr_resok4.sr_slotid == slot &&
-                    !memcmp(s->sr_resok4.sr_sessionid, c->v4->sessionid, sizeof(sessionid4));
-        nfs4_slot_put(t, slot, same ? NFS4_SLOT_DONE : NFS4_SLOT_LOST,
-                      s->sr_resok4.sr_target_highest_slotid);
+        bool same = s->sr_resok4.sr_slotid == rq->slot &&
+                    !memcmp(s->sr_resok4.sr_sessionid, rq->sess->id, sizeof(sessionid4));
+        slot_release(c, rq, same ? NFS4_SLOT_DONE : NFS4_SLOT_LOST,
+                     s->sr_resok4.sr_target_highest_slotid);
         return same ? 0 : -EBADMSG;
     }
-    bool lost = s->sr_status == NFS4ERR_SEQ_MISORDERED || s->sr_status == NFS4ERR_SEQ_FALSE_RETRY;
-    nfs4_slot_put(t, slot, lost ? NFS4_SLOT_LOST : NFS4_SLOT_UNUSED, UINT32_MAX);
+    /* DELAY: the server still runs what this slot carried before (a request of ours
+     * that went out on a lost connection): the same slot and sequence id go again, as
+     * another request taking them would look like a retransmission of that one */
+    if (s->sr_status == NFS4ERR_DELAY)
+        return NFS4ERR_DELAY;
+    /* an uncached replay still used up the sequence id; a misordered one lost track */
+    enum nfs4_slot_outcome how = s->sr_status == NFS4ERR_RETRY_UNCACHED_REP ? NFS4_SLOT_DONE
+                                 : s->sr_status == NFS4ERR_SEQ_MISORDERED ||
+                                         s->sr_status == NFS4ERR_SEQ_FALSE_RETRY
+                                     ? NFS4_SLOT_LOST
+                                     : NFS4_SLOT_UNUSED;
+    slot_release(c, rq, how, UINT32_MAX);
     return (int)s->sr_status;
 }
 
-static bool retry_status(int st) { return st == NFS4ERR_DELAY || st == NFS4ERR_GRACE; }
+/* ---- requests: retries and recovery ---- */
 
-/* One COMPOUND without SEQUENCE (EXCHANGE_ID, CREATE_SESSION, DESTROY_*). */
-static int v4_call_nosession(struct nfs_client *c, nfs_argop4 *ops, uint32_t n,
-                             struct v4_reply *r)
+/* Set on the state manager thread (nfs4_recover.c): it must never wait for itself. */
+_Thread_local const struct nfs4_state *nfs4c_tls_state_manager;
+
+static bool on_state_manager(const struct nfs4_state *v4) { return nfs4c_tls_state_manager == v4; }
+
+static void req_init(struct nfs_client *c, struct v4_req *rq, struct v4_args *a, size_t arena)
 {
+    struct nfs4_state *v4 = c->v4;
+    memset(rq, 0, sizeof(*rq));
+    rq->a = a;
+    rq->arena = arena;
+    rq->start_ms = nfs4c_now_ms();
+    rq->delay_ms = 20;
+    pthread_mutex_lock(&v4->mu);
+    rq->sm = v4->stopping || on_state_manager(v4);
+    rq->epoch = v4->state_epoch;
+    pthread_mutex_unlock(&v4->mu);
+}
+
+/* Before each transmission: wait out a recovery, bring the stateids up to date, take
+ * the current connection and a slot (keeping the one held when the session is the
+ * same: a retransmission). */
+static int req_prepare(struct nfs_client *c, struct v4_req *rq)
+{
+    struct nfs4_state *v4 = c->v4;
+    pthread_mutex_lock(&v4->mu);
+    bool may_wait = !rq->sm && !on_state_manager(v4);
+    int st = may_wait ? nfs4c_recovery_wait_locked(v4, rq->start_ms + V4_RECOVERY_MS) : 0;
+    if (!st && !rq->sm) {
+        rq->epoch = v4->state_epoch;
+        st = args_refresh_locked(v4, rq->a);
+    }
+    bool stale_slot = rq->have_slot && rq->sess != v4->sess;
+    if (!st && !(rq->conn = nfs4c_conn_get_locked(v4)))
+        st = -ENOTCONN;
+    if (!st)
+        rq->conn_gen = rq->conn->gen;
+    pthread_mutex_unlock(&v4->mu);
+    if (stale_slot) /* that session is gone: whatever the slot saw no longer matters */
+        slot_release(c, rq, NFS4_SLOT_LOST, UINT32_MAX);
+    if (!st && !rq->have_slot && (st = seq_begin(c, rq)) != 0) {
+        nfs4c_conn_put(v4, rq->conn);
+        rq->conn = NULL;
+    }
+    return st;
+}
+
+static bool transport_lost(int st)
+{
+    return st == -ECONNRESET || st == -EPIPE || st == -ENOTCONN || st == -ECONNABORTED;
+}
+
+enum v4_action {
+    V4_DONE,    /* final: hand the status to the caller */
+    V4_RETRY,   /* send again now (prepare refreshes / waits as needed) */
+    V4_WAIT,    /* send again after rq->wait_ms */
+};
+
+static bool req_expired(const struct v4_req *rq)
+{
+    return nfs4c_now_ms() - rq->start_ms > V4_RECOVERY_MS;
+}
+
+/* A session replaced under the request (-ECANCELED from a slot wait): worth another
+ * try if a state manager runs to provide the new one. */
+static bool req_may_retry(struct nfs_client *c, const struct v4_req *rq)
+{
+    pthread_mutex_lock(&c->v4->mu);
+    bool sm_runs = c->v4->thread_started && !c->v4->stopping;
+    pthread_mutex_unlock(&c->v4->mu);
+    return sm_runs && !rq->sm && !req_expired(rq);
+}
+
+/* Something the state manager must repair: ask, and retry (prepare waits for it). The
+ * state manager's own requests report the failure instead: it is the one to repair. */
+static enum v4_action req_recover(struct nfs_client *c, struct v4_req *rq, unsigned need)
+{
+    struct nfs4_state *v4 = c->v4;
+    pthread_mutex_lock(&v4->mu);
+    bool stop = v4->stopping || !v4->thread_started; /* no state manager (yet) */
+    if (!stop)
+        nfs4c_recovery_ask_locked(v4, need, rq);
+    pthread_mutex_unlock(&v4->mu);
+    return rq->sm || stop || req_expired(rq) ? V4_DONE : V4_RETRY;
+}
+
+/* DELAY: back off 20 ms doubling to 1 s, for up to the client's timeout; GRACE: every
+ * second until the grace period is over (bounded by V4_RECOVERY_MS). */
+static enum v4_action req_wait(struct nfs_client *c, struct v4_req *rq, int st)
+{
+    if (st == NFS4ERR_GRACE) {
+        if (req_expired(rq))
+            return V4_DONE;
+        rq->wait_ms = V4_GRACE_RETRY_MS;
+    } else {
+        if (rq->waited_ms >= (unsigned)c->timeout_ms)
+            return V4_DONE;
+        rq->wait_ms = rq->delay_ms;
+        rq->waited_ms += rq->delay_ms;
+        rq->delay_ms = rq->delay_ms >= 500 ? 1000 : rq->delay_ms * 2;
+    }
+    stat_add(c->v4, &c->v4->stats.delay_retries);
+    return V4_WAIT;
+}
+
+/* A stateid the server no longer knows: if a recovery re-established the state since
+ * the request was built, it goes again with the new stateids; STALE_STATEID / EXPIRED
+ * on current stateids mean the server lost our state (a restart we have not noticed):
+ * recover it first. BAD_STATEID of the current epoch is a plain error. */
+static enum v4_action req_stale(struct nfs_client *c, struct v4_req *rq, int st)
+{
+    struct nfs4_state *v4 = c->v4;
+    pthread_mutex_lock(&v4->mu);
+    bool newer = rq->epoch != v4->state_epoch;
+    pthread_mutex_unlock(&v4->mu);
+    if (rq->sm || rq->stale++ >= 3)
+        return V4_DONE;
+    if (newer)
+        return V4_RETRY;
+    return st == NFS4ERR_BAD_STATEID ? V4_DONE : req_recover(c, rq, RECOV_CLIENT);
+}
+
+/* What to do after one transmission: st is the transport / decoding status, res the
+ * decoded reply when st is 0; *status becomes the request's status. */
+static enum v4_action req_outcome(struct nfs_client *c, struct v4_req *rq, int *status,
+                                  const COMPOUND4res *res)
+{
+    int st = *status;
+    if (transport_lost(st) && rq->have_slot) {
+        /* keep the slot: if the session survives the reconnect, the same slot and
+         * sequence id go out again and the server's reply cache answers */
+        return req_recover(c, rq, RECOV_CONN);
+    }
+    int sst = seq_end(c, rq, st, res);
+    if (st)
+        return V4_DONE;
+    int cst = *status = sst ? sst : (int)res->status;
+    switch (cst) {
+    case NFS4ERR_BADSESSION:
+    case NFS4ERR_DEADSESSION:
+        return sst ? req_recover(c, rq, RECOV_SESSION) : V4_DONE;
+    case NFS4ERR_STALE_CLIENTID:
+        return req_recover(c, rq, RECOV_CLIENT);
+    case NFS4ERR_DELAY:
+    case NFS4ERR_GRACE:
+        return req_wait(c, rq, cst);
+    case NFS4ERR_STALE_STATEID:
+    case NFS4ERR_EXPIRED:
+    case NFS4ERR_BAD_STATEID:
+        return req_stale(c, rq, cst);
+    case NFS4ERR_RETRY_UNCACHED_REP: /* a retransmission the server did not keep */
+    case NFS4ERR_SEQ_MISORDERED:     /* a retired slot's: another slot */
+        return sst && rq->misordered++ < 3 ? V4_RETRY : V4_DONE;
+    default:
+        return V4_DONE;
+    }
+}
+
+/* The request is over: let go of what it holds. */
+static void req_finish(struct nfs_client *c, struct v4_req *rq)
+{
+    slot_release(c, rq, NFS4_SLOT_LOST, UINT32_MAX);
+    if (rq->conn)
+        nfs4c_conn_put(c->v4, rq->conn);
+    rq->conn = NULL;
+}
+
+/* One transmission of a blocking request; the action for what came back. */
+static enum v4_action call_once(struct nfs_client *c, struct v4_req *rq, struct v4_reply *r,
+                                int *status)
+{
+    struct nfs4_state *v4 = c->v4;
     memset(r, 0, sizeof(*r));
-    COMPOUND4args ca = { { 0, NULL }, c->v4->minor, { n, ops } };
-    int st = rpc_clnt_call(c->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
+    int st = req_prepare(c, rq);
+    if (st) {
+        *status = st;
+        return st == -ECANCELED && req_may_retry(c, rq) ? V4_RETRY : V4_DONE;
+    }
+    COMPOUND4args ca = { { 0, NULL }, v4->minor, { rq->a->n, rq->a->op } };
+    st = rpc_clnt_call(rq->conn->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
+                       enc_compound, &ca, c->timeout_ms, &r->rep);
+    note_sent(v4);
+    *status = st ? nfs_client_rpc_status(st, &r->rep) : v4_decode(r, rq->arena);
+    enum v4_action act = req_outcome(c, rq, status, *status ? NULL : &r->res);
+    nfs4c_conn_put(v4, rq->conn);
+    rq->conn = NULL;
+    return act;
+}
+
+/*
+ * A blocking COMPOUND: SEQUENCE + a->op[1..]. Returns the COMPOUND status (0 or the
+ * failing op's nfsstat4) with r holding the results after SEQUENCE (r->next), or a
+ * negative error. Retries as the file comment says. nfs4c_reply_free(r) in every case.
+ */
+static int v4_call_sized(struct nfs_client *c, struct v4_args *a, struct v4_reply *r,
+                         size_t arena_size)
+{
+    struct v4_req rq;
+    req_init(c, &rq, a, arena_size);
+    for (;;) {
+        int st;
+        enum v4_action act = call_once(c, &rq, r, &st);
+        if (act == V4_DONE) {
+            req_finish(c, &rq);
+            r->next = 1;
+            return st;
+        }
+        nfs4c_reply_free(r);
+        if (act == V4_WAIT)
+            usleep(rq.wait_ms * 1000u);
+    }
+}
+
+int nfs4c_call(struct nfs_client *c, struct v4_args *a, struct v4_reply *r)
+{
+    return v4_call_sized(c, a, r, V4_ARENA_DEFAULT);
+}
+
+/* A COMPOUND whose results need nothing but the status. */
+int nfs4c_call_status(struct nfs_client *c, struct v4_args *a)
+{
+    struct v4_reply r;
+    int st = nfs4c_call(c, a, &r);
+    nfs4c_reply_free(&r);
+    return st;
+}
+
+int nfs4c_call_nosession(struct nfs_client *c, nfs_argop4 *ops, uint32_t n, struct v4_reply *r)
+{
+    struct nfs4_state *v4 = c->v4;
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_lock(&v4->mu);
+    struct v4_conn *k = nfs4c_conn_get_locked(v4);
+    pthread_mutex_unlock(&v4->mu);
+    if (!k)
+        return -ENOTCONN;
+    COMPOUND4args ca = { { 0, NULL }, v4->minor, { n, ops } };
+    int st = rpc_clnt_call(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
                            enc_compound, &ca, c->timeout_ms, &r->rep);
-    note_sent(c->v4);
+    nfs4c_conn_put(v4, k);
+    note_sent(v4);
     if (!st)
         st = v4_decode(r, V4_ARENA_DEFAULT);
     else
@@ -262,72 +623,9 @@ static int v4_call_nosession(struct nfs_client *c, nfs_argop4 *ops, uint32_t n,
     return (int)r->res.status;
 }
 
-/*
- * A blocking COMPOUND: SEQUENCE + a->op[1..]. Returns the COMPOUND status (0 or the
- * failing op's nfsstat4) with r holding the results after SEQUENCE (r->next), or a
- * negative error. DELAY / GRACE (from SEQUENCE or an op) are retried with backoff for
- * up to the client's timeout; a retired slot's SEQ_MISORDERED is retried on another.
- * v4_reply_free(r) in every case.
- */
-static int v4_call_sized(struct nfs_client *c, struct v4_args *a, struct v4_reply *r,
-                         size_t arena_size)
-{
-    struct nfs4_state *v4 = c->v4;
-    unsigned delay_ms = 20, waited_ms = 0, misordered = 0;
-    for (;;) {
-        memset(r, 0, sizeof(*r));
-        uint32_t slot;
-        int st = seq_begin(c, a, &slot);
-        if (st)
-            return st;
-        COMPOUND4args ca = { { 0, NULL }, v4->minor, { a->n, a->op } };
-        st = rpc_clnt_call(c->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
-                           enc_compound, &ca, c->timeout_ms, &r->rep);
-        note_sent(v4);
-        if (!st)
-            st = v4_decode(r, arena_size);
-        else
-            st = nfs_client_rpc_status(st, &r->rep);
-        int sst = seq_end(c, slot, st, st ? NULL : &r->res);
-        if (st)
-            return st;
-        int cst = sst ? sst : (int)r->res.status;
-        if (retry_status(cst) && waited_ms < (unsigned)c->timeout_ms) {
-            v4_reply_free(r);
-            stat_add(v4, &v4->stats.delay_retries);
-            usleep(delay_ms * 1000u);
-            waited_ms += delay_ms;
-            delay_ms = delay_ms >= 500 ? 1000 : delay_ms * 2;
-            continue;
-        }
-        if (sst == NFS4ERR_SEQ_MISORDERED && misordered++ < 3) {
-            v4_reply_free(r);
-            continue;
-        }
-        if (sst)
-            return sst;
-        r->next = 1;
-        return cst;
-    }
-}
-
-static int v4_call(struct nfs_client *c, struct v4_args *a, struct v4_reply *r)
-{
-    return v4_call_sized(c, a, r, V4_ARENA_DEFAULT);
-}
-
-/* A COMPOUND whose results need nothing but the status. */
-static int v4_call_status(struct nfs_client *c, struct v4_args *a)
-{
-    struct v4_reply r;
-    int st = v4_call(c, a, &r);
-    v4_reply_free(&r);
-    return st;
-}
-
 static int take_fh(struct v4_reply *r, struct nfs_fh *fh)
 {
-    const nfs_resop4 *o = v4_next(r, OP_GETFH);
+    const nfs_resop4 *o = nfs4c_next(r, OP_GETFH);
     if (!o)
         return -EBADMSG;
     struct nfs_fh tmp;
@@ -336,127 +634,293 @@ static int take_fh(struct v4_reply *r, struct nfs_fh *fh)
 
 static int take_attr(struct v4_reply *r, uint64_t want, struct nfs4_fattr *fa)
 {
-    const nfs_resop4 *o = v4_next(r, OP_GETATTR);
+    const nfs_resop4 *o = nfs4c_next(r, OP_GETATTR);
     if (!o)
         return -EBADMSG;
     return nfs4_reply_fattr(&o->opgetattr.resok4.obj_attributes, want, fa);
 }
 
-/* ---- open / delegation state per handle ---- */
+/* ---- READ / WRITE / COMMIT / GETATTR, asynchronous ---- */
 
-static struct v4_file *file_find(struct nfs4_state *v4, const struct nfs_fh *fh)
+struct v4_io {
+    struct v4_io *next; /* on nfs4_state.retries */
+    struct nfs_client *c;
+    struct v4_req rq;
+    struct v4_args a;
+    int64_t due_ms;
+    nfs_opnum4 op;
+    nfs_io_done_fn done;
+    nfs_attr_done_fn attr_done;
+    void *arg;
+    void *buf;
+    uint32_t count;
+    struct nfs_fh fh; /* the args point here and at data: the caller's may be gone */
+    void *data;       /* WRITE: our copy, for retransmissions */
+};
+
+static void io_free(struct v4_io *io)
 {
-    for (struct v4_file *f = v4->files; f; f = f->next)
-        if (f->fh.len == fh->len && !memcmp(f->fh.data, fh->data, fh->len))
-            return f;
-    return NULL;
+    free(io->data);
+    free(io);
 }
 
-static struct v4_file *file_get(struct nfs4_state *v4, const struct nfs_fh *fh)
+/* Run the caller's completion (never with mu held) and free the request. */
+static void io_complete(struct v4_io *io, int st, const struct nfs_io_result *res,
+                        const struct nfs_attr *attr)
 {
-    struct v4_file *f = file_find(v4, fh);
-    if (!f && (f = calloc(1, sizeof(*f)))) {
-        f->fh = *fh;
-        f->next = v4->files;
-        v4->files = f;
+    req_finish(io->c, &io->rq);
+    if (io->attr_done) {
+        io->attr_done(io->arg, st, st ? NULL : attr);
+    } else {
+        struct nfs_io_result none;
+        memset(&none, 0, sizeof(none));
+        io->done(io->arg, st, res ? res : &none);
     }
-    return f;
+    io_free(io);
 }
 
-static void file_drop_if_idle(struct nfs4_state *v4, struct v4_file *f)
+/* Back to the state manager, to go out again at io->due_ms. */
+static void io_requeue(struct v4_io *io, enum v4_action act)
 {
-    if (f->refs || f->have_open || f->deleg_type != OPEN_DELEGATE_NONE)
+    struct nfs4_state *v4 = io->c->v4;
+    io->due_ms = nfs4c_now_ms() + (act == V4_WAIT ? io->rq.wait_ms : 0);
+    pthread_mutex_lock(&v4->mu);
+    bool stop = v4->stopping;
+    if (!stop) {
+        io->next = v4->retries;
+        v4->retries = io;
+        pthread_cond_signal(&v4->cv);
+    }
+    pthread_mutex_unlock(&v4->mu);
+    if (stop)
+        io_complete(io, -ECANCELED, NULL, NULL);
+}
+
+static int io_take_result(struct v4_io *io, struct v4_reply *r, struct nfs_io_result *res,
+                          struct nfs4_fattr *fa)
+{
+    const nfs_resop4 *o = v4_skip(r, OP_PUTFH) ? nfs4c_next(r, io->op) : NULL;
+    if (!o)
+        return -EBADMSG;
+    if (io->op == OP_READ) {
+        const READ4resok *ok = &o->opread.resok4;
+        if (ok->data.len > io->count)
+            return -EBADMSG;
+        memcpy(io->buf, ok->data.val, ok->data.len);
+        res->count = ok->data.len;
+        res->eof = ok->eof;
+    } else if (io->op == OP_WRITE) {
+        const WRITE4resok *ok = &o->opwrite.resok4;
+        if (ok->count > io->count || ok->committed > FILE_SYNC4)
+            return -EBADMSG;
+        res->count = ok->count;
+        res->committed = (enum nfs_stable)ok->committed;
+        memcpy(res->verf, ok->writeverf, 8);
+    } else if (io->op == OP_COMMIT) {
+        res->count = io->count;
+        res->committed = NFS_FILE_SYNC;
+        memcpy(res->verf, o->opcommit.resok4.writeverf, 8);
+    } else {
+        return nfs4_reply_fattr(&o->opgetattr.resok4.obj_attributes, NFS4_ATTRS_STAT, fa);
+    }
+    return 0;
+}
+
+static void v4_io_done(void *arg, int status, struct rpc_reply *rep)
+{
+    struct v4_io *io = arg;
+    struct v4_reply r;
+    memset(&r, 0, sizeof(r));
+    if (rep)
+        r.rep = *rep;
+    int st = status ? nfs_client_rpc_status(status, &r.rep) : v4_decode(&r, 16 * 1024);
+    enum v4_action act = req_outcome(io->c, &io->rq, &st, st ? NULL : &r.res);
+    nfs4c_conn_put(io->c->v4, io->rq.conn);
+    io->rq.conn = NULL;
+    if (act != V4_DONE) {
+        nfs4c_reply_free(&r);
+        io_requeue(io, act); /* the reader thread must not wait: the state manager sends */
         return;
-    for (struct v4_file **p = &v4->files; *p; p = &(*p)->next) {
-        if (*p == f) {
-            *p = f->next;
-            free(f);
-            return;
-        }
     }
+    struct nfs_io_result res;
+    struct nfs4_fattr fa;
+    memset(&res, 0, sizeof(res));
+    r.next = 1;
+    if (!st)
+        st = io_take_result(io, &r, &res, &fa);
+    nfs4c_reply_free(&r);
+    io_complete(io, st, &res, &fa.attr);
 }
 
-/* The stateid for I/O on fh: the open's, else a delegation's, else anonymous; seqid 0
- * means "the current one" (RFC 8881 8.2.2), so an upgrade in flight does not matter. */
-static stateid4 io_stateid(struct nfs4_state *v4, const struct nfs_fh *fh)
+/* Send (again). 0: out, or queued for a retry (the completion will run); else the
+ * request failed and is still the caller's. */
+static int io_send(struct nfs_client *c, struct v4_io *io)
 {
-    stateid4 sid = anon_stateid;
-    pthread_mutex_lock(&v4->mu);
-    struct v4_file *f = file_find(v4, fh);
-    if (f && f->have_open)
-        sid = f->open_sid;
-    else if (f && f->deleg_type != OPEN_DELEGATE_NONE)
-        sid = f->deleg_sid;
-    pthread_mutex_unlock(&v4->mu);
-    if (memcmp(&sid, &anon_stateid, sizeof(sid)))
-        sid.seqid = 0;
-    return sid;
+    int st = req_prepare(c, &io->rq);
+    if (st == -ECANCELED && req_may_retry(c, &io->rq)) {
+        io_requeue(io, V4_RETRY); /* its session was replaced under it */
+        return 0;
+    }
+    if (st)
+        return st;
+    COMPOUND4args ca = { { 0, NULL }, c->v4->minor, { io->a.n, io->a.op } };
+    struct v4_conn *k = io->rq.conn;
+    st = rpc_clnt_call_async(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
+                             enc_compound, &ca, c->timeout_ms, v4_io_done, io);
+    note_sent(c->v4);
+    if (!st)
+        return 0; /* io belongs to the completion now */
+    enum v4_action act = req_outcome(c, &io->rq, &st, NULL);
+    nfs4c_conn_put(c->v4, k);
+    io->rq.conn = NULL;
+    if (act == V4_DONE)
+        return st;
+    io_requeue(io, act);
+    return 0;
 }
 
-/* ---- the lease thread: renewals and delegation returns ---- */
+static int v4_async(struct nfs_client *c, struct v4_io *io)
+{
+    req_init(c, &io->rq, &io->a, 16 * 1024);
+    int st = io_send(c, io);
+    if (st) {
+        req_finish(c, &io->rq);
+        io_free(io);
+    }
+    return st;
+}
 
-static void do_recall(struct nfs_client *c, const struct v4_recall *rc)
+/* A request for op on fh; the handle is copied (the args point at the copy). */
+static struct v4_io *io_new(struct nfs_client *c, const struct nfs_fh *fh, nfs_opnum4 op,
+                            nfs_io_done_fn done, void *arg, void *buf, uint32_t count)
+{
+    struct v4_io *io = calloc(1, sizeof(*io));
+    if (!io)
+        return NULL;
+    io->c = c;
+    io->op = op;
+    io->done = done;
+    io->arg = arg;
+    io->buf = buf;
+    io->count = count;
+    io->fh = *fh;
+    nfs4c_add_putfh(&io->a, &io->fh);
+    return io;
+}
+
+void nfs4c_retries_run_locked(struct nfs_client *c, int64_t *next_ms)
 {
     struct nfs4_state *v4 = c->v4;
-    /* our writes are never cached here, but UNSTABLE ones may wait for COMMIT: make
-     * them stable before the server lets others at the file */
-    struct v4_args a = { 0 };
-    add_putfh(&a, &rc->fh);
-    COMMIT4args *cm = &add_op(&a, OP_COMMIT)->opcommit;
-    cm->offset = 0;
-    cm->count = 0;
-    v4_call_status(c, &a);
-    a.n = 0;
-    add_putfh(&a, &rc->fh);
-    add_op(&a, OP_DELEGRETURN)->opdelegreturn.deleg_stateid = rc->sid;
-    int st = v4_call_status(c, &a);
-    pthread_mutex_lock(&v4->mu);
-    if (st == 0 || st == NFS4ERR_BAD_STATEID || st == NFS4ERR_DELEG_REVOKED) {
-        struct v4_file *f = file_find(v4, &rc->fh);
-        if (f && !memcmp(f->deleg_sid.other, rc->sid.other, NFS4_OTHER_SIZE)) {
-            f->deleg_type = OPEN_DELEGATE_NONE;
-            file_drop_if_idle(v4, f);
+    *next_ms = INT64_MAX;
+    int64_t now = nfs4c_now_ms();
+    struct v4_io *due = NULL;
+    for (struct v4_io **p = &v4->retries; *p;) {
+        struct v4_io *io = *p;
+        if (io->due_ms <= now) {
+            *p = io->next;
+            io->next = due;
+            due = io;
+        } else {
+            if (io->due_ms < *next_ms)
+                *next_ms = io->due_ms;
+            p = &io->next;
         }
     }
-    if (st == 0)
-        v4->stats.delegreturns++;
     pthread_mutex_unlock(&v4->mu);
+    while (due) {
+        struct v4_io *io = due;
+        due = io->next;
+        int st = io_send(c, io);
+        if (st)
+            io_complete(io, st, NULL, NULL);
+    }
+    pthread_mutex_lock(&v4->mu);
 }
 
-static void *lease_thread(void *arg)
+void nfs4c_retries_fail_locked(struct nfs_client *c, int st, bool only_recovery)
 {
-    struct nfs_client *c = arg;
     struct nfs4_state *v4 = c->v4;
-    pthread_mutex_lock(&v4->mu);
-    while (!v4->stopping) {
-        struct v4_recall *rc = v4->recalls;
-        if (rc) {
-            v4->recalls = rc->next;
-            pthread_mutex_unlock(&v4->mu);
-            do_recall(c, rc);
-            free(rc);
-            pthread_mutex_lock(&v4->mu);
-            continue;
+    struct v4_io *fail = NULL;
+    int64_t now = nfs4c_now_ms();
+    for (struct v4_io **p = &v4->retries; *p;) {
+        struct v4_io *io = *p;
+        /* those due now were waiting for the recovery; later ones for DELAY / GRACE */
+        if (!only_recovery || io->due_ms <= now) {
+            *p = io->next;
+            io->next = fail;
+            fail = io;
+        } else {
+            p = &io->next;
         }
-        uint32_t interval = v4->lease_s / 3 ? v4->lease_s / 3 : 1;
-        struct timespec now, due = v4->last_send;
-        due.tv_sec += interval;
-        now_mono(&now);
-        if (now.tv_sec > due.tv_sec || (now.tv_sec == due.tv_sec && now.tv_nsec >= due.tv_nsec)) {
-            v4->stats.renewals++;
-            pthread_mutex_unlock(&v4->mu);
-            struct v4_args a = { 0 };
-            a.n = 1; /* SEQUENCE only: renews the lease (RFC 8881 8.3) */
-            v4_call_status(c, &a);
-            pthread_mutex_lock(&v4->mu);
-            continue;
-        }
-        pthread_cond_timedwait(&v4->cv, &v4->mu, &due);
     }
     pthread_mutex_unlock(&v4->mu);
-    return NULL;
+    while (fail) {
+        struct v4_io *io = fail;
+        fail = io->next;
+        io_complete(io, st, NULL, NULL);
+    }
+    pthread_mutex_lock(&v4->mu);
 }
 
+static int v4_read_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, void *buf,
+                         uint32_t count, nfs_io_done_fn done, void *arg)
+{
+    stateid4 sid;
+    int st = io_stateid(c->v4, fh, &sid);
+    struct v4_io *io = st ? NULL : io_new(c, fh, OP_READ, done, arg, buf, count);
+    if (!io)
+        return st ? st : -ENOMEM;
+    READ4args *rd = &nfs4c_add_op(&io->a, OP_READ)->opread;
+    rd->stateid = sid;
+    rd->offset = off;
+    rd->count = count;
+    return v4_async(c, io);
+}
+
+static int v4_write_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                          const void *buf, uint32_t count, enum nfs_stable stable,
+                          nfs_io_done_fn done, void *arg)
+{
+    stateid4 sid;
+    int st = io_stateid(c->v4, fh, &sid);
+    struct v4_io *io = st ? NULL : io_new(c, fh, OP_WRITE, done, arg, NULL, count);
+    if (io && !(io->data = malloc(count ? count : 1))) {
+        io_free(io);
+        io = NULL;
+    }
+    if (!io)
+        return st ? st : -ENOMEM;
+    memcpy(io->data, buf, count);
+    WRITE4args *wr = &nfs4c_add_op(&io->a, OP_WRITE)->opwrite;
+    wr->stateid = sid;
+    wr->offset = off;
+    wr->stable = (stable_how4)stable;
+    wr->data = opq(io->data, count);
+    return v4_async(c, io);
+}
+
+static int v4_commit_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                           uint32_t count, nfs_io_done_fn done, void *arg)
+{
+    struct v4_io *io = io_new(c, fh, OP_COMMIT, done, arg, NULL, count);
+    if (!io)
+        return -ENOMEM;
+    COMMIT4args *cm = &nfs4c_add_op(&io->a, OP_COMMIT)->opcommit;
+    cm->offset = off;
+    cm->count = count;
+    return v4_async(c, io);
+}
+
+static int v4_getattr_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_attr_done_fn done,
+                            void *arg)
+{
+    struct v4_io *io = io_new(c, fh, OP_GETATTR, NULL, arg, NULL, 0);
+    if (!io)
+        return -ENOMEM;
+    io->attr_done = done;
+    add_getattr(&io->a, NFS4_ATTRS_STAT);
+    return v4_async(c, io);
+}
 /* ---- the back channel ---- */
 
 static nfsstat4 cb_recall(void *ctx, const nfs_cb_argop4 *arg, nfs_cb_resop4 *res)
@@ -517,7 +981,7 @@ static const struct rpc_proc_desc cb_procs[] = {
     [CB_COMPOUND] = { cb_compound_proc, "CB_COMPOUND", 0 },
 };
 static const struct rpc_version_desc cb_versions[] = { { NFS_CB, 2, cb_procs } };
-static const struct rpc_program_desc cb_program = { NFS4_CALLBACK, "nfs4_cb", 1, cb_versions };
+const struct rpc_program_desc nfs4c_cb_program = { NFS4_CALLBACK, "nfs4_cb", 1, cb_versions };
 
 int nfs_client_on_callback(struct nfs_client *c, uint32_t op, nfs_callback_fn fn, void *ctx)
 {
@@ -544,7 +1008,6 @@ void nfs_client_get_stats(struct nfs_client *c, struct nfs_client_stats *st)
     *st = c->v4->stats;
     pthread_mutex_unlock(&c->v4->mu);
 }
-
 /* ---- connecting ---- */
 
 static void make_owner_ids(struct nfs_client *c, struct nfs4_state *v4)
@@ -561,95 +1024,22 @@ static void make_owner_ids(struct nfs_client *c, struct nfs4_state *v4)
              (int)getpid(), r);
     snprintf(v4->open_owner, sizeof(v4->open_owner), "open/%d/%016llx", (int)getpid(), r);
     snprintf(v4->lock_owner, sizeof(v4->lock_owner), "lock/%d/%016llx", (int)getpid(), r);
-}
-
-static int exchange_id(struct nfs_client *c, char *err, size_t errlen)
-{
-    struct nfs4_state *v4 = c->v4;
-    nfs_argop4 op;
-    memset(&op, 0, sizeof(op));
-    op.argop = OP_EXCHANGE_ID;
-    EXCHANGE_ID4args *e = &op.opexchange_id;
-    /* a fresh verifier per instance: a restarted process is a new incarnation */
-    if (getrandom(e->eia_clientowner.co_verifier, sizeof(verifier4), 0) != sizeof(verifier4))
-        memcpy(e->eia_clientowner.co_verifier, v4->ownerid + strlen(v4->ownerid) - 8, 8);
-    e->eia_clientowner.co_ownerid = name4(v4->ownerid);
-    e->eia_flags = EXCHGID4_FLAG_USE_NON_PNFS;
-    e->eia_state_protect.spa_how = SP4_NONE;
-    struct v4_reply r;
-    int st = v4_call_nosession(c, &op, 1, &r);
-    const nfs_resop4 *o = st ? NULL : v4_next(&r, OP_EXCHANGE_ID);
-    if (!st && !o)
-        st = -EBADMSG;
-    if (!st) {
-        v4->clientid = o->opexchange_id.eir_resok4.eir_clientid;
-        v4->have_clientid = true;
-        uint32_t seq = o->opexchange_id.eir_resok4.eir_sequenceid;
-        v4_reply_free(&r);
-
-        /* CREATE_SESSION: fore channel sized for 1 MiB I/O, back channel for callbacks */
-        memset(&op, 0, sizeof(op));
-        op.argop = OP_CREATE_SESSION;
-        CREATE_SESSION4args *cs = &op.opcreate_session;
-        cs->csa_clientid = v4->clientid;
-        cs->csa_sequence = seq;
-        cs->csa_flags = CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
-        cs->csa_fore_chan_attrs = (channel_attrs4){ 0, NFS_CLIENT_IO_MAX + 64 * 1024,
-                                                    NFS_CLIENT_IO_MAX + 64 * 1024, 8192,
-                                                    V4_MAXOPS, V4_FORE_SLOTS, { 0, NULL } };
-        cs->csa_back_chan_attrs = (channel_attrs4){ 0, 64 * 1024, 16 * 1024, 0, 8,
-                                                    V4_BACK_SLOTS, { 0, NULL } };
-        cs->csa_cb_program = NFS4_CALLBACK;
-        callback_sec_parms4 sec;
-        memset(&sec, 0, sizeof(sec));
-        sec.cb_secflavor = RPC_AUTH_SYS;
-        sec.cbsp_sys_cred.stamp = (uint32_t)time(NULL);
-        sec.cbsp_sys_cred.machinename =
-            (struct xdr_string){ c->cred.machinename_len, c->cred.machinename };
-        sec.cbsp_sys_cred.uid = c->cred.uid;
-        sec.cbsp_sys_cred.gid = c->cred.gid;
-        cs->csa_sec_parms.len = 1;
-        cs->csa_sec_parms.val = &sec;
-        st = v4_call_nosession(c, &op, 1, &r);
-        o = st ? NULL : v4_next(&r, OP_CREATE_SESSION);
-        if (!st && !o)
-            st = -EBADMSG;
-        if (!st) {
-            const CREATE_SESSION4resok *ok = &o->opcreate_session.csr_resok4;
-            memcpy(v4->sessionid, ok->csr_sessionid, sizeof(sessionid4));
-            v4->have_session = true;
-            uint32_t nslots = ok->csr_fore_chan_attrs.ca_maxrequests;
-            nfs4_slots_init(&v4->slots, nslots);
-            nfs4_cb_set_session(&v4->cb, ok->csr_sessionid,
-                                ok->csr_back_chan_attrs.ca_maxrequests, v4->minor);
-            v4->maxops = ok->csr_fore_chan_attrs.ca_maxoperations;
-            if (v4->maxops > V4_MAXOPS)
-                v4->maxops = V4_MAXOPS;
-            uint32_t maxreq = ok->csr_fore_chan_attrs.ca_maxrequestsize;
-            uint32_t maxresp = ok->csr_fore_chan_attrs.ca_maxresponsesize;
-            /* room for the RPC and COMPOUND headers around the data */
-            c->rsize = maxresp > 8192 ? maxresp - 4096 : 4096;
-            c->wsize = maxreq > 8192 ? maxreq - 4096 : 4096;
-        } else {
-            snprintf(err, errlen, "CREATE_SESSION: %s", nfs_client_strerror(st));
-        }
-    } else {
-        snprintf(err, errlen, "EXCHANGE_ID: %s", nfs_client_strerror(st));
-    }
-    v4_reply_free(&r);
-    return st;
+    /* one verifier for the instance's lifetime: a restarted server sees the same client
+     * (not a rebooted one) come back and lets it reclaim (RFC 8881 2.4) */
+    if (getrandom(v4->verifier, sizeof(verifier4), 0) != sizeof(verifier4))
+        memcpy(v4->verifier, rnd, sizeof(verifier4) < 8 ? sizeof(verifier4) : 8);
 }
 
 static int walk_dirs(struct nfs_client *c, const char *path, const char *tail)
 {
     struct v4_args a = { 0 };
-    add_op(&a, OP_PUTROOTFH);
-    add_op(&a, OP_GETFH);
+    nfs4c_add_op(&a, OP_PUTROOTFH);
+    nfs4c_add_op(&a, OP_GETFH);
     struct v4_reply r;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (!st && (!v4_skip(&r, OP_PUTROOTFH) || (st = take_fh(&r, &c->root)) != 0))
         st = st ? st : -EBADMSG;
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     if (st)
         return st;
     const char *p = path;
@@ -681,14 +1071,14 @@ static int walk_dirs(struct nfs_client *c, const char *path, const char *tail)
             continue;
         }
         a.n = 0;
-        add_putfh(&a, &c->root);
+        nfs4c_add_putfh(&a, &c->root);
         for (unsigned i = 0; i < n; i++) {
-            add_op(&a, OP_LOOKUP)->oplookup.objname = name4(names[i]);
-            add_op(&a, OP_GETFH);
+            nfs4c_add_op(&a, OP_LOOKUP)->oplookup.objname = name4(names[i]);
+            nfs4c_add_op(&a, OP_GETFH);
         }
-        st = v4_call(c, &a, &r);
+        st = nfs4c_call(c, &a, &r);
         if (st < 0 || !v4_skip(&r, OP_PUTFH)) {
-            v4_reply_free(&r);
+            nfs4c_reply_free(&r);
             return st < 0 ? st : -EBADMSG;
         }
         unsigned found = 0;
@@ -699,7 +1089,7 @@ static int walk_dirs(struct nfs_client *c, const char *path, const char *tail)
                 break;
             c->root = fh;
         }
-        v4_reply_free(&r);
+        nfs4c_reply_free(&r);
         if (found < n) {
             p = starts[found];
             break;
@@ -737,14 +1127,14 @@ static int walk_url_path(struct nfs_client *c, const char *url_path)
 static int fetch_fsinfo(struct nfs_client *c)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, &c->root);
+    nfs4c_add_putfh(&a, &c->root);
     add_getattr(&a, NFS4_ATTRS_FSINFO);
     struct v4_reply r;
     struct nfs4_fattr fa;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (!st)
         st = v4_skip(&r, OP_PUTFH) ? take_attr(&r, NFS4_ATTRS_FSINFO, &fa) : -EBADMSG;
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     if (st)
         return st;
     if (fa.have & NFS4_ATTR_BIT(FATTR4_LEASE_TIME))
@@ -767,7 +1157,7 @@ static int fetch_fsinfo(struct nfs_client *c)
     return 0;
 }
 
-static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, size_t errlen)
+static int v4_state_new(struct nfs_client *c, const struct nfs_url *u)
 {
     struct nfs4_state *v4 = calloc(1, sizeof(*v4));
     if (!v4)
@@ -781,28 +1171,54 @@ static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, si
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&v4->cv, &ca);
+    pthread_cond_init(&v4->recov_cv, &ca);
     pthread_condattr_destroy(&ca);
     nfs4_cb_init(&v4->cb);
     nfs4_cb_register(&v4->cb, OP_CB_RECALL, cb_recall, v4);
     make_owner_ids(c, v4);
+    return 0;
+}
 
-    nfs_client_set_port(&c->addr, u->port ? u->port : 2049);
+/* The first connection, with our back channel program (registered before
+ * CREATE_SESSION: the server may probe the back channel right away). */
+static int v4_connect(struct nfs_client *c, uint16_t port, char *err, size_t errlen)
+{
     int st;
-    c->rpc = nfs_client_rpc_connect((struct sockaddr *)&c->addr, c->addrlen, c->timeout_ms, &st);
-    if (!c->rpc) {
-        snprintf(err, errlen, "NFS port %u: %s", u->port ? u->port : 2049, nfs_client_strerror(st));
+    nfs_client_set_port(&c->addr, port);
+    struct rpc_clnt *rpc = nfs_client_rpc_connect((struct sockaddr *)&c->addr, c->addrlen,
+                                                  c->timeout_ms, &st);
+    if (!rpc) {
+        snprintf(err, errlen, "NFS port %u: %s", port, nfs_client_strerror(st));
         return st;
     }
-    /* before CREATE_SESSION: the server may probe the back channel right away */
-    if ((st = rpc_clnt_set_callback_program(c->rpc, &cb_program, v4))) {
+    if ((st = rpc_clnt_set_callback_program(rpc, &nfs4c_cb_program, c->v4)) ||
+        !(c->v4->conn = nfs4c_conn_new(rpc))) {
+        rpc_clnt_destroy(rpc);
+        st = st ? st : -ENOMEM;
         snprintf(err, errlen, "back channel: %s", nfs_client_strerror(st));
+    }
+    return st;
+}
+
+static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, size_t errlen)
+{
+    int st = v4_state_new(c, u);
+    if (!st)
+        st = v4_connect(c, u->port ? u->port : 2049, err, errlen);
+    if (st)
+        return st;
+    uint32_t flags;
+    if ((st = nfs4c_exchange_id(c, &flags))) {
+        snprintf(err, errlen, "EXCHANGE_ID: %s", nfs_client_strerror(st));
         return st;
     }
-    if ((st = exchange_id(c, err, errlen)))
+    if ((st = nfs4c_create_session(c))) {
+        snprintf(err, errlen, "CREATE_SESSION: %s", nfs_client_strerror(st));
         return st;
+    }
     struct v4_args a = { 0 };
-    add_op(&a, OP_RECLAIM_COMPLETE)->opreclaim_complete.rca_one_fs = false;
-    st = v4_call_status(c, &a);
+    nfs4c_add_op(&a, OP_RECLAIM_COMPLETE)->opreclaim_complete.rca_one_fs = false;
+    st = nfs4c_call_status(c, &a);
     if (st < 0 || (st && st != NFS4ERR_COMPLETE_ALREADY)) {
         snprintf(err, errlen, "RECLAIM_COMPLETE: %s", nfs_client_strerror(st));
         return st;
@@ -815,73 +1231,65 @@ static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, si
         snprintf(err, errlen, "GETATTR (lease, maxread, maxwrite): %s", nfs_client_strerror(st));
         return st;
     }
-    now_mono(&v4->last_send);
-    if (pthread_create(&v4->thread, NULL, lease_thread, c) == 0)
-        v4->thread_started = true;
-    else
-        return -EAGAIN;
-    return 0;
+    now_mono(&c->v4->last_send);
+    pthread_mutex_lock(&c->v4->mu); /* requests read it to know a recovery can happen */
+    st = pthread_create(&c->v4->thread, NULL, nfs4c_state_manager, c) ? -EAGAIN : 0;
+    c->v4->thread_started = st == 0;
+    pthread_mutex_unlock(&c->v4->mu);
+    return st;
 }
 
-static void v4_unmount(struct nfs_client *c)
+/* Give back what we hold so the server need not wait for our lease to expire. */
+static void give_back_state(struct nfs_client *c)
 {
     struct nfs4_state *v4 = c->v4;
-    if (!v4) {
-        rpc_clnt_destroy(c->rpc);
-        c->rpc = NULL;
-        return;
-    }
-    if (v4->thread_started) {
-        pthread_mutex_lock(&v4->mu);
-        v4->stopping = true;
-        pthread_cond_signal(&v4->cv);
-        pthread_mutex_unlock(&v4->mu);
-        pthread_join(v4->thread, NULL);
-    }
-    if (v4->have_session && c->rpc) {
-        /* give back what we hold so the server need not wait for our lease to expire */
-        for (struct v4_file *f = v4->files; f; f = f->next) {
-            struct v4_args a = { 0 };
-            if (f->have_open) {
-                add_putfh(&a, &f->fh);
-                CLOSE4args *cl = &add_op(&a, OP_CLOSE)->opclose;
-                cl->open_stateid = f->open_sid;
-                v4_call_status(c, &a);
-            }
-            if (f->deleg_type != OPEN_DELEGATE_NONE) {
-                a.n = 0;
-                add_putfh(&a, &f->fh);
-                add_op(&a, OP_DELEGRETURN)->opdelegreturn.deleg_stateid = f->deleg_sid;
-                if (v4_call_status(c, &a) == 0)
-                    v4->stats.delegreturns++;
-            }
+    for (struct v4_file *f = v4->files; f; f = f->next) {
+        struct v4_args a = { 0 };
+        if (f->have_open) {
+            nfs4c_add_putfh(&a, &f->fh);
+            CLOSE4args *cl = &nfs4c_add_op(&a, OP_CLOSE)->opclose;
+            cl->open_stateid = f->open_sid;
+            nfs4c_call_status(c, &a);
         }
-        for (struct v4_recall *rc = v4->recalls; rc; rc = rc->next)
-            do_recall(c, rc);
-        nfs_argop4 op;
-        struct v4_reply r;
+        if (f->deleg_type != OPEN_DELEGATE_NONE) {
+            a.n = 0;
+            nfs4c_add_putfh(&a, &f->fh);
+            nfs4c_add_op(&a, OP_DELEGRETURN)->opdelegreturn.deleg_stateid = f->deleg_sid;
+            if (nfs4c_call_status(c, &a) == 0)
+                v4->stats.delegreturns++;
+        }
+    }
+    for (struct v4_recall *rc = v4->recalls; rc; rc = rc->next)
+        nfs4c_do_recall(c, rc);
+}
+
+static void destroy_session_and_client(struct nfs_client *c)
+{
+    struct nfs4_state *v4 = c->v4;
+    nfs_argop4 op;
+    struct v4_reply r;
+    if (v4->sess) {
         memset(&op, 0, sizeof(op));
         op.argop = OP_DESTROY_SESSION;
-        memcpy(op.opdestroy_session.dsa_sessionid, v4->sessionid, sizeof(sessionid4));
-        v4_call_nosession(c, &op, 1, &r);
-        v4_reply_free(&r);
+        memcpy(op.opdestroy_session.dsa_sessionid, v4->sess->id, sizeof(sessionid4));
+        nfs4c_call_nosession(c, &op, 1, &r);
+        nfs4c_reply_free(&r);
     }
-    if (v4->have_clientid && c->rpc) {
-        nfs_argop4 op;
-        struct v4_reply r;
+    if (v4->have_clientid) {
         memset(&op, 0, sizeof(op));
         op.argop = OP_DESTROY_CLIENTID;
         op.opdestroy_clientid.dca_clientid = v4->clientid;
-        v4_call_nosession(c, &op, 1, &r);
-        v4_reply_free(&r);
+        nfs4c_call_nosession(c, &op, 1, &r);
+        nfs4c_reply_free(&r);
     }
-    if (v4->have_session)
-        nfs4_slots_close(&v4->slots);
-    rpc_clnt_destroy(c->rpc); /* waits for running callback handlers */
-    c->rpc = NULL;
+}
+
+static void free_lists(struct nfs4_state *v4)
+{
     while (v4->files) {
         struct v4_file *f = v4->files;
         v4->files = f->next;
+        nfs4_lockset_clear(&f->locks);
         free(f);
     }
     while (v4->recalls) {
@@ -889,15 +1297,63 @@ static void v4_unmount(struct nfs_client *c)
         v4->recalls = rc->next;
         free(rc);
     }
-    if (v4->have_session)
-        nfs4_slots_destroy(&v4->slots);
+}
+
+/* The last connection: destroying it fails what is still in flight with -ECANCELED;
+ * those completions let go of it (which may put it on the dead list: take it off). */
+static void conn_destroy_last(struct nfs4_state *v4, struct v4_conn *k)
+{
+    rpc_clnt_destroy(k->rpc); /* waits for running callback handlers */
+    pthread_mutex_lock(&v4->mu);
+    for (struct v4_conn **p = &v4->dead_conns; *p; p = &(*p)->next) {
+        if (*p == k) {
+            *p = k->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&v4->mu);
+    free(k);
+}
+
+static void v4_unmount(struct nfs_client *c)
+{
+    struct nfs4_state *v4 = c->v4;
+    pthread_mutex_lock(&v4->mu);
+    v4->stopping = true; /* from here on, requests never wait for a recovery */
+    pthread_cond_broadcast(&v4->cv);
+    pthread_cond_broadcast(&v4->recov_cv);
+    pthread_mutex_unlock(&v4->mu);
+    if (v4->thread_started)
+        pthread_join(v4->thread, NULL);
+    pthread_mutex_lock(&v4->mu);
+    nfs4c_retries_fail_locked(c, -ECANCELED, false);
+    pthread_mutex_unlock(&v4->mu);
+    if (v4->conn) {
+        if (v4->sess)
+            give_back_state(c);
+        destroy_session_and_client(c);
+    }
+    pthread_mutex_lock(&v4->mu);
+    struct v4_session *s = v4->sess;
+    struct v4_conn *k = v4->conn;
+    v4->sess = NULL;
+    v4->conn = NULL;
+    pthread_mutex_unlock(&v4->mu);
+    if (s)
+        nfs4_slots_close(&s->slots);
+    if (k)
+        conn_destroy_last(v4, k);
+    nfs4c_destroy_dead_conns(v4); /* waits for running callback handlers */
+    if (s)
+        nfs4c_sess_put(v4, s);
+    free_lists(v4);
     nfs4_cb_destroy(&v4->cb);
     pthread_mutex_destroy(&v4->mu);
     pthread_cond_destroy(&v4->cv);
+    pthread_cond_destroy(&v4->recov_cv);
     free(v4);
     c->v4 = NULL;
 }
-
 /* ---- attributes and names ---- */
 
 static void attr_out(struct nfs_attr *out, const struct nfs4_fattr *fa)
@@ -910,13 +1366,13 @@ static int v4_lookup(struct nfs_client *c, const struct nfs_fh *dir, const char 
                      struct nfs_fh *fh, struct nfs_attr *attr)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, dir);
-    add_op(&a, OP_LOOKUP)->oplookup.objname = name4(name);
-    add_op(&a, OP_GETFH);
+    nfs4c_add_putfh(&a, dir);
+    nfs4c_add_op(&a, OP_LOOKUP)->oplookup.objname = name4(name);
+    nfs4c_add_op(&a, OP_GETFH);
     add_getattr(&a, NFS4_ATTRS_STAT);
     struct v4_reply r;
     struct nfs4_fattr fa;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (!st) {
         st = v4_skip(&r, OP_PUTFH) && v4_skip(&r, OP_LOOKUP) ? take_fh(&r, fh) : -EBADMSG;
         if (!st)
@@ -924,23 +1380,23 @@ static int v4_lookup(struct nfs_client *c, const struct nfs_fh *dir, const char 
         if (!st)
             attr_out(attr, &fa);
     }
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
 static int v4_getattr(struct nfs_client *c, const struct nfs_fh *fh, struct nfs_attr *attr)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, fh);
+    nfs4c_add_putfh(&a, fh);
     add_getattr(&a, NFS4_ATTRS_STAT);
     struct v4_reply r;
     struct nfs4_fattr fa;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (!st)
         st = v4_skip(&r, OP_PUTFH) ? take_attr(&r, NFS4_ATTRS_STAT, &fa) : -EBADMSG;
     if (!st)
         attr_out(attr, &fa);
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
@@ -950,23 +1406,26 @@ static int v4_setattr(struct nfs_client *c, const struct nfs_fh *fh, const struc
     uint8_t buf[256];
     uint32_t mask[2];
     struct v4_args a = { 0 };
-    add_putfh(&a, fh);
-    SETATTR4args *s = &add_op(&a, OP_SETATTR)->opsetattr;
-    s->stateid = sa->set_size ? io_stateid(c->v4, fh) : anon_stateid;
+    nfs4c_add_putfh(&a, fh);
+    SETATTR4args *s = &nfs4c_add_op(&a, OP_SETATTR)->opsetattr;
+    s->stateid = anon_stateid;
+    int st = sa->set_size ? io_stateid(c->v4, fh, &s->stateid) : 0;
+    if (st)
+        return st;
     if (!nfs4_encode_sattr(sa, buf, sizeof(buf), mask, &s->obj_attributes))
         return -EINVAL;
     if (attr)
         add_getattr(&a, NFS4_ATTRS_STAT);
     struct v4_reply r;
     struct nfs4_fattr fa;
-    int st = v4_call(c, &a, &r);
+    st = nfs4c_call(c, &a, &r);
     if (!st && attr) {
         st = v4_skip(&r, OP_PUTFH) && v4_skip(&r, OP_SETATTR) ? take_attr(&r, NFS4_ATTRS_STAT, &fa)
                                                                : -EBADMSG;
         if (!st)
             attr_out(attr, &fa);
     }
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
@@ -981,8 +1440,8 @@ static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const cha
     uint8_t buf[128];
     uint32_t mask[2];
     struct v4_args a = { 0 };
-    add_putfh(&a, dir);
-    OPEN4args *o = &add_op(&a, OP_OPEN)->opopen;
+    nfs4c_add_putfh(&a, dir);
+    OPEN4args *o = &nfs4c_add_op(&a, OP_OPEN)->opopen;
     uint32_t access = (flags & NFS_O_RDONLY) ? OPEN4_SHARE_ACCESS_READ
                     : (flags & NFS_O_WRONLY) ? OPEN4_SHARE_ACCESS_WRITE
                                              : OPEN4_SHARE_ACCESS_BOTH;
@@ -1003,21 +1462,21 @@ static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const cha
     }
     o->claim.claim = CLAIM_NULL;
     o->claim.file = name4(name);
-    add_op(&a, OP_GETFH);
+    nfs4c_add_op(&a, OP_GETFH);
     add_getattr(&a, NFS4_ATTRS_STAT);
     struct v4_reply r;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     const nfs_resop4 *ro = NULL;
     struct nfs_fh got;
     struct nfs4_fattr fa;
     if (!st) {
-        ro = v4_skip(&r, OP_PUTFH) ? v4_next(&r, OP_OPEN) : NULL;
+        ro = v4_skip(&r, OP_PUTFH) ? nfs4c_next(&r, OP_OPEN) : NULL;
         st = ro ? take_fh(&r, &got) : -EBADMSG;
         if (!st)
             st = take_attr(&r, NFS4_ATTRS_STAT, &fa);
     }
     if (st) {
-        v4_reply_free(&r);
+        nfs4c_reply_free(&r);
         return st;
     }
     const OPEN4resok *ok = &ro->opopen.resok4;
@@ -1026,6 +1485,8 @@ static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const cha
     if (f) {
         f->refs++;
         f->have_open = true;
+        f->lost = false;
+        f->share_access |= access;
         f->open_sid = ok->stateid;
         uint32_t dt = ok->delegation.delegation_type;
         if (dt == OPEN_DELEGATE_READ || dt == OPEN_DELEGATE_WRITE) {
@@ -1036,7 +1497,7 @@ static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const cha
         }
     }
     pthread_mutex_unlock(&v4->mu);
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     if (!f)
         return -ENOMEM;
     *fh = got;
@@ -1079,51 +1540,65 @@ static int v4_open(struct nfs_client *c, const char *path, int flags, uint32_t m
     return st;
 }
 
-/* Drop one reference to the open of fh; the last one sends CLOSE (after unlocking and
- * freeing the lock stateid: CLOSE with locks held is NFS4ERR_LOCKS_HELD). */
+/* Unlock everything fh's lock owner holds and free the lock stateid (CLOSE with locks
+ * held is NFS4ERR_LOCKS_HELD). */
+static void unlock_all(struct nfs_client *c, const struct nfs_fh *fh, stateid4 lock_sid)
+{
+    struct v4_args a = { 0 };
+    nfs4c_add_putfh(&a, fh);
+    LOCKU4args *u = &nfs4c_add_op(&a, OP_LOCKU)->oplocku;
+    u->locktype = WRITE_LT;
+    u->lock_stateid = lock_sid;
+    u->offset = 0;
+    u->length = NFS4_UINT64_MAX;
+    nfs4c_add_op(&a, OP_FREE_STATEID)->opfree_stateid.fsa_stateid = lock_sid;
+    nfs4c_call_status(c, &a);
+    pthread_mutex_lock(&c->v4->mu);
+    struct v4_file *f = nfs4c_file_find(c->v4, fh);
+    if (f) {
+        f->have_lock = false;
+        nfs4_lockset_clear(&f->locks);
+    }
+    pthread_mutex_unlock(&c->v4->mu);
+}
+
+/* Drop one reference to the open of fh; the last one sends CLOSE (after LOCKU). A file
+ * whose state was lost in a server restart has nothing to close: -EIO tells the caller
+ * that its locks (and maybe writes) did not survive. */
 static int close_fh(struct nfs_client *c, const struct nfs_fh *fh)
 {
     struct nfs4_state *v4 = c->v4;
     pthread_mutex_lock(&v4->mu);
-    struct v4_file *f = file_find(v4, fh);
-    if (!f || !f->refs) {
+    struct v4_file *f = nfs4c_file_find(v4, fh);
+    if (!f || !f->refs || --f->refs) {
         pthread_mutex_unlock(&v4->mu);
         return 0;
     }
-    if (--f->refs) {
-        pthread_mutex_unlock(&v4->mu);
-        return 0;
-    }
-    bool had_lock = f->have_lock;
+    bool lost = f->lost, had_lock = f->have_lock;
     stateid4 lock_sid = f->lock_sid, open_sid = f->open_sid;
-    f->have_lock = false;
-    pthread_mutex_unlock(&v4->mu);
-
-    int st;
-    struct v4_args a = { 0 };
-    if (had_lock) {
-        add_putfh(&a, fh);
-        LOCKU4args *u = &add_op(&a, OP_LOCKU)->oplocku;
-        u->locktype = WRITE_LT;
-        u->lock_stateid = lock_sid;
-        u->offset = 0;
-        u->length = NFS4_UINT64_MAX;
-        add_op(&a, OP_FREE_STATEID)->opfree_stateid.fsa_stateid = lock_sid;
-        v4_call_status(c, &a);
-        a.n = 0;
+    if (lost) {
+        f->lost = false;
+        nfs4c_file_drop_if_idle(v4, f);
     }
-    add_putfh(&a, fh);
-    CLOSE4args *cl = &add_op(&a, OP_CLOSE)->opclose;
+    pthread_mutex_unlock(&v4->mu);
+    if (lost)
+        return -EIO;
+    if (had_lock)
+        unlock_all(c, fh, lock_sid);
+    struct v4_args a = { 0 };
+    nfs4c_add_putfh(&a, fh);
+    CLOSE4args *cl = &nfs4c_add_op(&a, OP_CLOSE)->opclose;
     cl->seqid = 0;
     cl->open_stateid = open_sid;
-    st = v4_call_status(c, &a);
+    int st = nfs4c_call_status(c, &a);
     pthread_mutex_lock(&v4->mu);
-    if ((f = file_find(v4, fh)) && !f->refs) {
+    if ((f = nfs4c_file_find(v4, fh)) && !f->refs) {
         f->have_open = false;
-        file_drop_if_idle(v4, f);
+        f->share_access = 0;
+        nfs4c_file_drop_if_idle(v4, f);
     }
     pthread_mutex_unlock(&v4->mu);
-    return st;
+    return st == -EIO ? 0 : st; /* lost by a recovery meanwhile: closed all the same */
 }
 
 static int v4_close(struct nfs_client *c, struct nfs_file *f)
@@ -1132,153 +1607,6 @@ static int v4_close(struct nfs_client *c, struct nfs_file *f)
         return 0;
     f->v4_open = false;
     return close_fh(c, &f->fh);
-}
-
-/* ---- READ / WRITE / COMMIT / GETATTR, asynchronous ---- */
-
-struct v4_io {
-    struct nfs_client *c;
-    uint32_t slot;
-    nfs_opnum4 op;
-    nfs_io_done_fn done;
-    nfs_attr_done_fn attr_done;
-    void *arg;
-    void *buf;
-    uint32_t count;
-};
-
-static void v4_io_done(void *arg, int status, struct rpc_reply *rep)
-{
-    struct v4_io *io = arg;
-    struct v4_reply r;
-    memset(&r, 0, sizeof(r));
-    if (rep)
-        r.rep = *rep;
-    int st = status ? nfs_client_rpc_status(status, &r.rep) : v4_decode(&r, 16 * 1024);
-    int sst = seq_end(io->c, io->slot, st, st ? NULL : &r.res);
-    struct nfs_io_result res;
-    struct nfs4_fattr fa;
-    memset(&res, 0, sizeof(res));
-    if (!st)
-        st = sst ? sst : (int)r.res.status;
-    r.next = 1;
-    if (!st && !v4_skip(&r, OP_PUTFH))
-        st = -EBADMSG;
-    if (!st) {
-        const nfs_resop4 *o = v4_next(&r, io->op);
-        if (!o) {
-            st = -EBADMSG;
-        } else if (io->op == OP_READ) {
-            const READ4resok *ok = &o->opread.resok4;
-            if (ok->data.len > io->count) {
-                st = -EBADMSG;
-            } else {
-                memcpy(io->buf, ok->data.val, ok->data.len);
-                res.count = ok->data.len;
-                res.eof = ok->eof;
-            }
-        } else if (io->op == OP_WRITE) {
-            const WRITE4resok *ok = &o->opwrite.resok4;
-            if (ok->count > io->count || ok->committed > FILE_SYNC4) {
-                st = -EBADMSG;
-            } else {
-                res.count = ok->count;
-                res.committed = (enum nfs_stable)ok->committed;
-                memcpy(res.verf, ok->writeverf, 8);
-            }
-        } else if (io->op == OP_COMMIT) {
-            res.count = io->count;
-            res.committed = NFS_FILE_SYNC;
-            memcpy(res.verf, o->opcommit.resok4.writeverf, 8);
-        } else {
-            st = nfs4_reply_fattr(&o->opgetattr.resok4.obj_attributes, NFS4_ATTRS_STAT, &fa);
-        }
-    }
-    v4_reply_free(&r);
-    if (io->attr_done)
-        io->attr_done(io->arg, st, st ? NULL : &fa.attr);
-    else
-        io->done(io->arg, st, &res);
-    free(io);
-}
-
-static int v4_async(struct nfs_client *c, struct v4_args *a, struct v4_io *io)
-{
-    if (!io)
-        return -ENOMEM;
-    io->c = c;
-    int st = seq_begin(c, a, &io->slot);
-    if (st) {
-        free(io);
-        return st;
-    }
-    COMPOUND4args ca = { { 0, NULL }, c->v4->minor, { a->n, a->op } };
-    st = rpc_clnt_call_async(c->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
-                             enc_compound, &ca, c->timeout_ms, v4_io_done, io);
-    note_sent(c->v4);
-    if (st) {
-        nfs4_slot_put(&c->v4->slots, io->slot, NFS4_SLOT_UNUSED, UINT32_MAX);
-        free(io);
-    }
-    return st;
-}
-
-static struct v4_io *io_new(nfs_opnum4 op, nfs_io_done_fn done, void *arg, void *buf,
-                            uint32_t count)
-{
-    struct v4_io *io = calloc(1, sizeof(*io));
-    if (io)
-        *io = (struct v4_io){ .op = op, .done = done, .arg = arg, .buf = buf, .count = count };
-    return io;
-}
-
-static int v4_read_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, void *buf,
-                         uint32_t count, nfs_io_done_fn done, void *arg)
-{
-    struct v4_args a = { 0 };
-    add_putfh(&a, fh);
-    READ4args *rd = &add_op(&a, OP_READ)->opread;
-    rd->stateid = io_stateid(c->v4, fh);
-    rd->offset = off;
-    rd->count = count;
-    return v4_async(c, &a, io_new(OP_READ, done, arg, buf, count));
-}
-
-static int v4_write_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
-                          const void *buf, uint32_t count, enum nfs_stable stable,
-                          nfs_io_done_fn done, void *arg)
-{
-    struct v4_args a = { 0 };
-    add_putfh(&a, fh);
-    WRITE4args *wr = &add_op(&a, OP_WRITE)->opwrite;
-    wr->stateid = io_stateid(c->v4, fh);
-    wr->offset = off;
-    wr->stable = (stable_how4)stable;
-    wr->data = opq(buf, count);
-    return v4_async(c, &a, io_new(OP_WRITE, done, arg, NULL, count));
-}
-
-static int v4_commit_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
-                           uint32_t count, nfs_io_done_fn done, void *arg)
-{
-    struct v4_args a = { 0 };
-    add_putfh(&a, fh);
-    COMMIT4args *cm = &add_op(&a, OP_COMMIT)->opcommit;
-    cm->offset = off;
-    cm->count = count;
-    return v4_async(c, &a, io_new(OP_COMMIT, done, arg, NULL, count));
-}
-
-static int v4_getattr_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_attr_done_fn done,
-                            void *arg)
-{
-    struct v4_args a = { 0 };
-    add_putfh(&a, fh);
-    add_getattr(&a, NFS4_ATTRS_STAT);
-    struct v4_io *io = io_new(OP_GETATTR, NULL, arg, NULL, 0);
-    if (io)
-        io->attr_done = done;
-    return v4_async(c, &a, io);
 }
 
 /* ---- directory operations ---- */
@@ -1306,19 +1634,19 @@ static int v4_make(struct nfs_client *c, const struct nfs_fh *dir, const char *n
     uint8_t buf[64];
     uint32_t mask[2];
     struct v4_args a = { 0 };
-    add_putfh(&a, dir);
-    CREATE4args *cr = &add_op(&a, OP_CREATE)->opcreate;
+    nfs4c_add_putfh(&a, dir);
+    CREATE4args *cr = &nfs4c_add_op(&a, OP_CREATE)->opcreate;
     cr->objtype.type = type;
     if (type == NF4LNK)
         cr->objtype.linkdata = name4(target);
     cr->objname = name4(name);
     struct nfs_setattr sa = { .set_mode = true, .mode = mode };
     nfs4_encode_sattr(&sa, buf, sizeof(buf), mask, &cr->createattrs);
-    add_op(&a, OP_GETFH);
+    nfs4c_add_op(&a, OP_GETFH);
     add_getattr(&a, NFS4_ATTRS_STAT);
     struct v4_reply r;
     struct nfs4_fattr fa;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (!st) {
         st = v4_skip(&r, OP_PUTFH) && v4_skip(&r, OP_CREATE) ? take_fh(&r, fh) : -EBADMSG;
         if (!st)
@@ -1326,7 +1654,7 @@ static int v4_make(struct nfs_client *c, const struct nfs_fh *dir, const char *n
         if (!st)
             attr_out(attr, &fa);
     }
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
@@ -1345,44 +1673,44 @@ static int v4_symlink(struct nfs_client *c, const struct nfs_fh *dir, const char
 static int v4_remove(struct nfs_client *c, const struct nfs_fh *dir, const char *name)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, dir);
-    add_op(&a, OP_REMOVE)->opremove.target = name4(name);
-    return v4_call_status(c, &a);
+    nfs4c_add_putfh(&a, dir);
+    nfs4c_add_op(&a, OP_REMOVE)->opremove.target = name4(name);
+    return nfs4c_call_status(c, &a);
 }
 
 static int v4_rename(struct nfs_client *c, const struct nfs_fh *from_dir, const char *from,
                      const struct nfs_fh *to_dir, const char *to)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, from_dir);
-    add_op(&a, OP_SAVEFH);
-    add_putfh(&a, to_dir);
-    RENAME4args *rn = &add_op(&a, OP_RENAME)->oprename;
+    nfs4c_add_putfh(&a, from_dir);
+    nfs4c_add_op(&a, OP_SAVEFH);
+    nfs4c_add_putfh(&a, to_dir);
+    RENAME4args *rn = &nfs4c_add_op(&a, OP_RENAME)->oprename;
     rn->oldname = name4(from);
     rn->newname = name4(to);
-    return v4_call_status(c, &a);
+    return nfs4c_call_status(c, &a);
 }
 
 static int v4_link(struct nfs_client *c, const struct nfs_fh *file, const struct nfs_fh *dir,
                    const char *name)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, file);
-    add_op(&a, OP_SAVEFH);
-    add_putfh(&a, dir);
-    add_op(&a, OP_LINK)->oplink.newname = name4(name);
-    return v4_call_status(c, &a);
+    nfs4c_add_putfh(&a, file);
+    nfs4c_add_op(&a, OP_SAVEFH);
+    nfs4c_add_putfh(&a, dir);
+    nfs4c_add_op(&a, OP_LINK)->oplink.newname = name4(name);
+    return nfs4c_call_status(c, &a);
 }
 
 static int v4_readlink(struct nfs_client *c, const struct nfs_fh *fh, char *buf, size_t len)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, fh);
-    add_op(&a, OP_READLINK);
+    nfs4c_add_putfh(&a, fh);
+    nfs4c_add_op(&a, OP_READLINK);
     struct v4_reply r;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (!st) {
-        const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? v4_next(&r, OP_READLINK) : NULL;
+        const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? nfs4c_next(&r, OP_READLINK) : NULL;
         if (!o) {
             st = -EBADMSG;
         } else {
@@ -1395,23 +1723,23 @@ static int v4_readlink(struct nfs_client *c, const struct nfs_fh *fh, char *buf,
                 memcpy(buf, l->val, l->len), buf[l->len] = 0;
         }
     }
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
 static int v4_fsstat(struct nfs_client *c, const struct nfs_fh *fh, struct nfs_fsstat *fs)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, fh);
+    nfs4c_add_putfh(&a, fh);
     add_getattr(&a, NFS4_ATTRS_FSSTAT);
     struct v4_reply r;
     struct nfs4_fattr fa;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (!st)
         st = v4_skip(&r, OP_PUTFH) ? take_attr(&r, NFS4_ATTRS_FSSTAT, &fa) : -EBADMSG;
     if (!st)
         *fs = fa.fsstat;
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
@@ -1426,9 +1754,9 @@ static int v4_readdir(struct nfs_client *c, const struct nfs_fh *dir, bool plus,
     memset(&cur, 0, sizeof(cur));
     while (!cur.eof) {
         struct v4_args a = { 0 };
-        add_putfh(&a, dir);
+        nfs4c_add_putfh(&a, dir);
         bitmap4 b = bitmap(&a, want);
-        READDIR4args *rd = &add_op(&a, OP_READDIR)->opreaddir;
+        READDIR4args *rd = &nfs4c_add_op(&a, OP_READDIR)->opreaddir;
         rd->cookie = cur.cookie;
         memcpy(rd->cookieverf, cur.verf, 8);
         rd->dircount = c->dtpref;
@@ -1438,10 +1766,10 @@ static int v4_readdir(struct nfs_client *c, const struct nfs_fh *dir, bool plus,
         /* every entry takes >= 20 bytes on the wire and < 100 of arena */
         int st = v4_call_sized(c, &a, &r, 8 * V4_READDIR_MAXCOUNT);
         if (!st) {
-            const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? v4_next(&r, OP_READDIR) : NULL;
+            const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? nfs4c_next(&r, OP_READDIR) : NULL;
             st = o ? nfs4_reply_readdir(&o->opreaddir.resok4, want, &cur, fn, arg) : -EBADMSG;
         }
-        v4_reply_free(&r);
+        nfs4c_reply_free(&r);
         if (st)
             return st;
     }
@@ -1452,54 +1780,88 @@ static int v4_readdir(struct nfs_client *c, const struct nfs_fh *dir, bool plus,
 
 static uint64_t wire_len(uint64_t len) { return len ? len : NFS4_UINT64_MAX; }
 
-static int v4_lock(struct nfs_client *c, struct nfs_file *file, bool write, uint64_t off,
-                   uint64_t len)
+/* Where a lock request stands for the open of file (mu held): -EBADF without an open
+ * (NFSv4 locks hang off one: nfs_open the file first), -EIO when it was lost. */
+static int lock_state_locked(struct nfs4_state *v4, const struct nfs_file *file, bool *have_lock,
+                             stateid4 *open_sid, stateid4 *lock_sid)
 {
-    struct nfs4_state *v4 = c->v4;
-    pthread_mutex_lock(&v4->mu);
-    struct v4_file *f = file->v4_open ? file_find(v4, &file->fh) : NULL;
-    bool ok = f && f->have_open, have_lock = ok && f->have_lock;
-    stateid4 open_sid = ok ? f->open_sid : anon_stateid, lock_sid = ok ? f->lock_sid : anon_stateid;
-    pthread_mutex_unlock(&v4->mu);
-    if (!ok)
-        return -EBADF; /* NFSv4 locks hang off an open: nfs_open the file first */
-    struct v4_args a = { 0 };
-    add_putfh(&a, &file->fh);
-    LOCK4args *l = &add_op(&a, OP_LOCK)->oplock;
+    struct v4_file *f = file->v4_open ? nfs4c_file_find(v4, &file->fh) : NULL;
+    if (f && f->lost)
+        return -EIO;
+    if (!f || !f->have_open)
+        return -EBADF;
+    *have_lock = f->have_lock;
+    *open_sid = f->open_sid;
+    *lock_sid = f->lock_sid;
+    return 0;
+}
+
+/* LOCK args: open_to_lock_owner4 the first time, then exist_lock_owner4. */
+void nfs4c_lock_args(struct nfs4_state *v4, LOCK4args *l, bool write, uint64_t off, uint64_t len,
+                     bool reclaim, bool have_lock, const stateid4 *open_sid,
+                     const stateid4 *lock_sid)
+{
     l->locktype = write ? WRITE_LT : READ_LT;
-    l->reclaim = false;
+    l->reclaim = reclaim;
     l->offset = off;
-    l->length = wire_len(len);
+    l->length = len;
     l->locker.new_lock_owner = !have_lock;
     if (!have_lock) {
         open_to_lock_owner4 *o = &l->locker.open_owner;
         o->open_seqid = 0;
-        o->open_stateid = open_sid;
+        o->open_stateid = *open_sid;
         o->lock_seqid = 0;
         o->lock_owner.clientid = v4->clientid;
         o->lock_owner.owner = name4(v4->lock_owner);
     } else {
-        l->locker.lock_owner.lock_stateid = lock_sid;
+        l->locker.lock_owner.lock_stateid = *lock_sid;
         l->locker.lock_owner.lock_seqid = 0;
     }
+}
+
+/* A granted LOCK: the lock stateid, and the range for a reclaim after a restart. */
+static void lock_granted(struct nfs4_state *v4, const struct nfs_fh *fh, const stateid4 *sid,
+                         bool write, uint64_t off, uint64_t len)
+{
+    pthread_mutex_lock(&v4->mu);
+    struct v4_file *f = nfs4c_file_find(v4, fh);
+    if (f) {
+        f->have_lock = true;
+        f->lock_sid = *sid;
+        if (nfs4_lockset_add(&f->locks, write, off, len))
+            log_warn("nfs4 client: lock [%llu, +%llu) not recorded: it will not be reclaimed "
+                     "after a server restart", (unsigned long long)off, (unsigned long long)len);
+    }
+    pthread_mutex_unlock(&v4->mu);
+}
+
+static int v4_lock(struct nfs_client *c, struct nfs_file *file, bool write, uint64_t off,
+                   uint64_t len)
+{
+    struct nfs4_state *v4 = c->v4;
+    bool have_lock;
+    stateid4 open_sid, lock_sid;
+    pthread_mutex_lock(&v4->mu);
+    int st = lock_state_locked(v4, file, &have_lock, &open_sid, &lock_sid);
+    pthread_mutex_unlock(&v4->mu);
+    if (st)
+        return st;
+    struct v4_args a = { 0 };
+    nfs4c_add_putfh(&a, &file->fh);
+    nfs4c_lock_args(v4, &nfs4c_add_op(&a, OP_LOCK)->oplock, write, off, wire_len(len), false, have_lock,
+                    &open_sid, &lock_sid);
     struct v4_reply r;
-    int st = v4_call(c, &a, &r);
+    st = nfs4c_call(c, &a, &r);
     if (!st) {
-        const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? v4_next(&r, OP_LOCK) : NULL;
-        if (!o) {
+        const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? nfs4c_next(&r, OP_LOCK) : NULL;
+        if (!o)
             st = -EBADMSG;
-        } else {
-            pthread_mutex_lock(&v4->mu);
-            if ((f = file_find(v4, &file->fh))) {
-                f->have_lock = true;
-                f->lock_sid = o->oplock.resok4.lock_stateid;
-            }
-            pthread_mutex_unlock(&v4->mu);
-        }
+        else
+            lock_granted(v4, &file->fh, &o->oplock.resok4.lock_stateid, write, off, len);
     } else if (st == NFS4ERR_DENIED) {
         st = -EAGAIN;
     }
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
@@ -1507,34 +1869,36 @@ static int v4_unlock(struct nfs_client *c, struct nfs_file *file, uint64_t off, 
 {
     struct nfs4_state *v4 = c->v4;
     pthread_mutex_lock(&v4->mu);
-    struct v4_file *f = file->v4_open ? file_find(v4, &file->fh) : NULL;
-    bool have_lock = f && f->have_lock;
+    struct v4_file *f = file->v4_open ? nfs4c_file_find(v4, &file->fh) : NULL;
+    bool lost = f && f->lost, have_lock = f && f->have_lock;
     stateid4 lock_sid = have_lock ? f->lock_sid : anon_stateid;
     pthread_mutex_unlock(&v4->mu);
+    if (lost)
+        return -EIO;
     if (!have_lock)
         return 0; /* nothing was ever locked through this open */
     struct v4_args a = { 0 };
-    add_putfh(&a, &file->fh);
-    LOCKU4args *u = &add_op(&a, OP_LOCKU)->oplocku;
+    nfs4c_add_putfh(&a, &file->fh);
+    LOCKU4args *u = &nfs4c_add_op(&a, OP_LOCKU)->oplocku;
     u->locktype = WRITE_LT;
     u->seqid = 0;
     u->lock_stateid = lock_sid;
     u->offset = off;
     u->length = wire_len(len);
     struct v4_reply r;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
+    const nfs_resop4 *o = st ? NULL : v4_skip(&r, OP_PUTFH) ? nfs4c_next(&r, OP_LOCKU) : NULL;
+    if (!st && !o)
+        st = -EBADMSG;
     if (!st) {
-        const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? v4_next(&r, OP_LOCKU) : NULL;
-        if (!o) {
-            st = -EBADMSG;
-        } else {
-            pthread_mutex_lock(&v4->mu);
-            if ((f = file_find(v4, &file->fh)) && f->have_lock)
-                f->lock_sid = o->oplocku.lock_stateid;
-            pthread_mutex_unlock(&v4->mu);
+        pthread_mutex_lock(&v4->mu);
+        if ((f = nfs4c_file_find(v4, &file->fh)) && f->have_lock) {
+            f->lock_sid = o->oplocku.lock_stateid;
+            nfs4_lockset_remove(&f->locks, off, len);
         }
+        pthread_mutex_unlock(&v4->mu);
     }
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 
@@ -1542,17 +1906,17 @@ static int v4_testlock(struct nfs_client *c, struct nfs_file *file, bool write, 
                        uint64_t len, struct nfs_lock_conflict *conflict)
 {
     struct v4_args a = { 0 };
-    add_putfh(&a, &file->fh);
-    LOCKT4args *t = &add_op(&a, OP_LOCKT)->oplockt;
+    nfs4c_add_putfh(&a, &file->fh);
+    LOCKT4args *t = &nfs4c_add_op(&a, OP_LOCKT)->oplockt;
     t->locktype = write ? WRITE_LT : READ_LT;
     t->offset = off;
     t->length = wire_len(len);
     t->owner.clientid = c->v4->clientid;
     t->owner.owner = name4(c->v4->lock_owner);
     struct v4_reply r;
-    int st = v4_call(c, &a, &r);
+    int st = nfs4c_call(c, &a, &r);
     if (st == NFS4ERR_DENIED) {
-        const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? v4_next(&r, OP_LOCKT) : NULL;
+        const nfs_resop4 *o = v4_skip(&r, OP_PUTFH) ? nfs4c_next(&r, OP_LOCKT) : NULL;
         if (!o) {
             st = -EBADMSG;
         } else {
@@ -1564,7 +1928,7 @@ static int v4_testlock(struct nfs_client *c, struct nfs_file *file, bool write, 
             st = -EAGAIN;
         }
     }
-    v4_reply_free(&r);
+    nfs4c_reply_free(&r);
     return st;
 }
 

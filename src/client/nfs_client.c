@@ -14,6 +14,13 @@
 #include <unistd.h>
 
 #include "client/nfs_window.h"
+#include "util/log.h"
+
+/* nfs_write_range commits every NFS_WRITE_BATCH bytes, so that a server restart costs
+ * at most that much sent again; a batch whose writes or COMMIT saw another write
+ * verifier is sent again (up to NFS_WRITE_RESENDS times). */
+#define NFS_WRITE_BATCH (64ull << 20)
+#define NFS_WRITE_RESENDS 5
 
 /* ---- connecting ---- */
 
@@ -565,8 +572,9 @@ struct xfer {
     struct nfs_window w;
     unsigned outstanding; /* requests sent whose completion is not processed yet */
     int error;
+    uint64_t progress_base; /* bytes of the range done before this transfer */
     /* writes: the verifier every UNSTABLE write must match at COMMIT */
-    bool have_verf, unstable;
+    bool have_verf, unstable, verf_changed;
     uint8_t verf[8];
 };
 
@@ -631,8 +639,9 @@ static void xfer_reap(struct xfer *x, bool is_write)
             continue;
         }
         if (is_write && r->res.committed == NFS_UNSTABLE) {
+            /* the server restarted between our writes: the earlier ones may be lost */
             if (x->have_verf && memcmp(x->verf, r->res.verf, 8))
-                xfer_fail(x, 5 /* NFS3ERR_IO: the server restarted, data may be lost */);
+                x->verf_changed = true;
             memcpy(x->verf, r->res.verf, 8);
             x->have_verf = x->unstable = true;
         }
@@ -673,7 +682,7 @@ static int xfer_run(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *
             nfs_window_release_head(&x->w);
             released = true;
             if (o && o->progress)
-                o->progress(o->progress_arg, delivered);
+                o->progress(o->progress_arg, x->progress_base + delivered);
         }
         if (x->outstanding == 0 && (x->error || nfs_window_finished(&x->w)))
             break;
@@ -735,23 +744,51 @@ static int issue_write(struct nfs_client *c, const struct nfs_fh *fh, struct xfe
                            &x->req[s]);
 }
 
-int nfs_write_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
-                    nfs_source_fn source, void *arg, const struct nfs_xfer_opts *o)
+/* UNSTABLE writes of [off, off+len) then COMMIT. *resend: the write verifier changed
+ * on the way (a server restart may have lost what it had not committed). */
+static int write_batch(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
+                       struct write_src *src, const struct nfs_xfer_opts *o, uint64_t base,
+                       bool *resend)
 {
     struct xfer *x = malloc(sizeof(*x));
     if (!x)
         return -ENOMEM;
-    struct write_src src = { source, arg };
     int st = xfer_init(x, off, len, c->wsize, xfer_window(c, o));
+    x->progress_base = base;
     if (!st)
-        st = xfer_run(c, fh, x, true, issue_write, &src, NULL, NULL, o, NULL);
+        st = xfer_run(c, fh, x, true, issue_write, src, NULL, NULL, o, NULL);
+    *resend = false;
     if (!st && x->unstable) {
         struct nfs_io_result r;
         st = nfs_commit(c, fh, off, len > UINT32_MAX ? 0 : (uint32_t)len, &r);
-        if (!st && memcmp(r.verf, x->verf, 8))
-            st = 5; /* NFS3ERR_IO: the server restarted before COMMIT; data may be lost */
+        *resend = !st && (x->verf_changed || memcmp(r.verf, x->verf, 8));
     }
     xfer_free(x);
     free(x);
     return st;
+}
+
+int nfs_write_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
+                    nfs_source_fn source, void *arg, const struct nfs_xfer_opts *o)
+{
+    struct write_src src = { source, arg };
+    for (uint64_t done = 0; done < len;) {
+        uint64_t n = len - done < NFS_WRITE_BATCH ? len - done : NFS_WRITE_BATCH;
+        bool resend = false;
+        int st, tries = 0;
+        for (;;) {
+            st = write_batch(c, fh, off + done, n, &src, o, done, &resend);
+            if (st || !resend || ++tries >= NFS_WRITE_RESENDS)
+                break;
+            log_info("nfs client: the write verifier changed (server restart): writing "
+                     "[%llu, +%llu) again", (unsigned long long)(off + done),
+                     (unsigned long long)n);
+        }
+        if (st)
+            return st;
+        if (resend)
+            return 5; /* NFS3ERR_IO: the server keeps losing uncommitted data */
+        done += n;
+    }
+    return 0;
 }

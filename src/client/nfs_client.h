@@ -10,6 +10,11 @@
  *    other callbacks via nfs_client_on_callback), SEQUENCE slots, lease renewal from a
  *    background thread, open / lock stateids, delegations returned when recalled.
  *    The URL path is walked from the server's pseudo-fs root (PUTROOTFH + LOOKUP).
+ *    A dropped connection or a server restart is recovered from transparently (RFC 8881
+ *    8.4.2): reconnect + BIND_CONN_TO_SESSION, else a new session, else EXCHANGE_ID and
+ *    the reclaim of every open and lock (CLAIM_PREVIOUS, reclaim = true); calls in
+ *    flight or issued meanwhile wait and go out again, for up to 2 minutes. A file whose
+ *    state the server refuses to give back (NO_GRACE) fails its later I/O with -EIO.
  *  NFSv4.0 (vers=4 / 4.0: SETCLIENTID, callbacks on a separate connection) is not
  *  implemented: it fails with -EPROTONOSUPPORT.
  *
@@ -135,6 +140,10 @@ struct nfs_client_stats {
     uint64_t recalls;         /* CB_RECALLs received */
     uint64_t delegreturns;    /* DELEGRETURNs the server accepted */
     uint64_t callbacks;       /* CB_COMPOUNDs served */
+    uint64_t reconnects;      /* connections made again after one was lost */
+    uint64_t recoveries;      /* recoveries completed (reconnect, new session, reclaim) */
+    uint64_t reclaims;        /* opens + locks reclaimed after a server restart */
+    uint64_t lost;            /* files whose state the server refused to give back */
 };
 void nfs_client_get_stats(struct nfs_client *c, struct nfs_client_stats *st);
 
@@ -290,8 +299,10 @@ int nfs_read_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, 
 
 /* Write [off, off+len) with data from source (which fills exactly len bytes for the
  * range it is given, on the calling thread; nonzero return stops), as UNSTABLE writes
- * followed by one COMMIT; a changed write verifier (server restart) fails with
- * NFS3ERR_IO (5) rather than silently losing data. */
+ * with a COMMIT every 64 MiB. When the write verifier changes within such a batch (the
+ * server restarted and may have lost uncommitted data), the batch is written again, so
+ * source may be asked for the same range more than once; a server that keeps changing
+ * it fails the call with NFS3ERR_IO (5) rather than silently losing data. */
 typedef int (*nfs_source_fn)(void *arg, uint64_t off, void *data, size_t len);
 int nfs_write_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
                     nfs_source_fn source, void *arg, const struct nfs_xfer_opts *o);

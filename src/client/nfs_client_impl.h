@@ -5,7 +5,8 @@
  * nfs3_client.c is the NFSv3 + MOUNT v3 + portmap vector (locks: nlm_client.c);
  * nfs4_client.c the NFSv4.1/4.2 one (COMPOUND with SEQUENCE on the slots of
  * nfs4_slots.c, a back channel on the same connection served by nfs4_cb.c, replies
- * decoded by nfs4_reply.c).
+ * decoded by nfs4_reply.c; its state manager thread, which renews the lease and
+ * recovers from lost connections and server restarts, is nfs4_recover.c).
  */
 #ifndef PEERNFS_CLIENT_NFS_CLIENT_IMPL_H
 #define PEERNFS_CLIENT_NFS_CLIENT_IMPL_H

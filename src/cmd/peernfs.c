@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "client/nfs_client.h"
+#include "util/log.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_LOCKED = 3 };
 
@@ -51,6 +52,8 @@ static const char usage_text[] =
     "options:\n"
     "  -w, --window N       READ/WRITE requests in flight (1..64, default 8)\n"
     "  -q, --quiet          no progress bar\n"
+    "  -v, --verbose        log what the client library does to recover from a dropped\n"
+    "                       connection or a server restart (NFSv4.1+)\n"
     "  -h, --help           this text\n"
     "\n"
     "exit status: 0 success, 1 the operation failed, 2 usage error, 3 (lock) the lock is\n"
@@ -818,10 +821,13 @@ static int cmd_lock(int argc, char **argv)
         struct nfs_client_stats cs;
         nfs_client_get_stats(t.c, &cs);
         fprintf(stderr, "peernfs: lock: delegations %llu recalls %llu delegreturns %llu "
-                        "callbacks %llu renewals %llu delay-retries %llu\n",
+                        "callbacks %llu renewals %llu delay-retries %llu reconnects %llu "
+                        "recoveries %llu reclaims %llu lost %llu\n",
                 (unsigned long long)cs.delegations, (unsigned long long)cs.recalls,
                 (unsigned long long)cs.delegreturns, (unsigned long long)cs.callbacks,
-                (unsigned long long)cs.renewals, (unsigned long long)cs.delay_retries);
+                (unsigned long long)cs.renewals, (unsigned long long)cs.delay_retries,
+                (unsigned long long)cs.reconnects, (unsigned long long)cs.recoveries,
+                (unsigned long long)cs.reclaims, (unsigned long long)cs.lost);
     }
     target_close(&t);
     return rc;
@@ -832,14 +838,16 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         { "window", required_argument, NULL, 'w' },
         { "quiet", no_argument, NULL, 'q' },
+        { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "long", no_argument, NULL, 'l' },
         { "symbolic", no_argument, NULL, 's' },
         { NULL, 0, NULL, 0 },
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "+w:qhls", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+w:qvhls", longopts, NULL)) != -1) {
         switch (ch) {
+        case 'v': log_init("peernfs", LOG_LVL_INFO, false); break;
         case 'w': {
             char *end;
             long v = strtol(optarg, &end, 10);

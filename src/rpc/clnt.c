@@ -572,16 +572,17 @@ int rpc_clnt_call_async(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32
         free(p);
         return -ECONNRESET;
     }
-    p->xid = c->next_xid++;
+    uint32_t xid = p->xid = c->next_xid++;
     p->deadline_ms = now_ms() + timeout_ms;
     p->done = done;
     p->arg = arg;
     p->next = c->pending;
     c->pending = p; /* registered before sending: the reply may come back at once */
     pthread_mutex_unlock(&c->mu);
+    /* from here on p is the reader's: a dying connection completes and frees it */
 
     size_t len;
-    uint8_t *buf = encode_call(p->xid, prog, vers, proc, cred, enc, args, &len);
+    uint8_t *buf = encode_call(xid, prog, vers, proc, cred, enc, args, &len);
     int err = buf ? 0 : (len ? -ENOMEM : -EMSGSIZE);
     if (buf) {
         pthread_mutex_lock(&c->send_mu);
@@ -591,7 +592,7 @@ int rpc_clnt_call_async(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32
     }
     if (err) {
         pthread_mutex_lock(&c->mu);
-        struct pending *mine = take_pending(c, p->xid);
+        struct pending *mine = take_pending(c, xid);
         pthread_mutex_unlock(&c->mu);
         if (!mine)
             return 0; /* the reader already completed it (connection failure) */

@@ -8,15 +8,20 @@
  *  - callbacks: CB_SEQUENCE first (else OP_NOT_IN_SESSION / SEQUENCE_POS), bad session /
  *    slot / misordered / retransmitted seqids, minor version mismatch, registered
  *    handlers run with their ctx, unregistered ops NOTSUPP, unknown op numbers
- *    OP_ILLEGAL, processing stops at the first error.
+ *    OP_ILLEGAL, processing stops at the first error;
+ *  - lock sets (nfs4_lockset.c, what a recovery reclaims): a new lock replaces the
+ *    owner's over its range, an unlock splits what it cuts through, ranges to the end
+ *    of the file, and random sequences checked against a byte map.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "client/nfs4_cb.h"
+#include "client/nfs4_lockset.h"
 #include "client/nfs4_slots.h"
 
 static void test_slots_basic(void)
@@ -272,11 +277,95 @@ static void test_cb_dispatch(void)
     nfs4_cb_destroy(&s);
 }
 
+/* ---- lock sets ---- */
+
+#define MAP_LEN 128 /* byte map of the model; "to the end" covers all of it */
+
+/* 0 none, 1 read, 2 write per byte, as the set says; false if ranges overlap. */
+static bool lockset_map(const struct nfs4_lockset *s, uint8_t map[MAP_LEN])
+{
+    memset(map, 0, MAP_LEN);
+    bool disjoint = true;
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct nfs4_lock_range *r = &s->r[i];
+        if (r->off >= r->end)
+            disjoint = false;
+        for (uint64_t b = r->off; b < MAP_LEN && b < r->end; b++) {
+            if (map[b])
+                disjoint = false;
+            map[b] = r->write ? 2 : 1;
+        }
+    }
+    return disjoint;
+}
+
+static void model_set(uint8_t map[MAP_LEN], uint64_t off, uint64_t len, uint8_t v)
+{
+    uint64_t end = len == 0 ? MAP_LEN : off + len;
+    for (uint64_t b = off; b < end && b < MAP_LEN; b++)
+        map[b] = v;
+}
+
+static void test_lockset_cases(void)
+{
+    struct nfs4_lockset s = { 0 };
+    uint8_t map[MAP_LEN];
+    CHECK_EQ(nfs4_lockset_add(&s, true, 10, 20), 0);   /* W [10,30) */
+    CHECK_EQ(nfs4_lockset_add(&s, false, 15, 5), 0);   /* R [15,20) splits it */
+    CHECK_EQ(s.n, 3);
+    CHECK(lockset_map(&s, map));
+    CHECK_EQ(map[14], 2); CHECK_EQ(map[15], 1); CHECK_EQ(map[19], 1); CHECK_EQ(map[20], 2);
+    CHECK_EQ(nfs4_lockset_remove(&s, 12, 16), 0);      /* unlock [12,28) */
+    CHECK(lockset_map(&s, map));
+    CHECK_EQ(s.n, 2);
+    CHECK_EQ(map[11], 2); CHECK_EQ(map[12], 0); CHECK_EQ(map[27], 0); CHECK_EQ(map[28], 2);
+    CHECK_EQ(nfs4_lockset_add(&s, false, 100, 0), 0);  /* R to the end */
+    CHECK_EQ(nfs4_lock_range_len(&s.r[s.n - 1]), UINT64_MAX);
+    CHECK_EQ(nfs4_lockset_remove(&s, 200, 0), 0);      /* cut its tail: [100,200) left */
+    CHECK_EQ(nfs4_lock_range_len(&s.r[s.n - 1]), 100);
+    CHECK_EQ(nfs4_lockset_add(&s, true, UINT64_MAX - 5, 100), 0); /* wraps: to the end */
+    CHECK_EQ(s.r[s.n - 1].end, UINT64_MAX);
+    struct nfs4_lockset copy;
+    CHECK_EQ(nfs4_lockset_copy(&copy, &s), 0);
+    CHECK_EQ(copy.n, s.n);
+    CHECK_EQ(nfs4_lockset_remove(&s, 0, 0), 0);        /* unlock everything */
+    CHECK_EQ(s.n, 0);
+    CHECK_EQ(copy.n, 4);
+    nfs4_lockset_clear(&copy);
+    nfs4_lockset_clear(&s);
+}
+
+static void test_lockset_random(void)
+{
+    srand(12345);
+    for (int round = 0; round < 200; round++) {
+        struct nfs4_lockset s = { 0 };
+        uint8_t model[MAP_LEN] = { 0 }, got[MAP_LEN];
+        for (int i = 0; i < 40; i++) {
+            uint64_t off = (uint64_t)(rand() % 100), len = (uint64_t)(rand() % 12);
+            int what = rand() % 3;
+            if (what == 0)
+                CHECK_EQ(nfs4_lockset_remove(&s, off, len), 0);
+            else
+                CHECK_EQ(nfs4_lockset_add(&s, what == 2, off, len), 0);
+            model_set(model, off, len, (uint8_t)what);
+            CHECK(lockset_map(&s, got));
+            if (memcmp(model, got, MAP_LEN)) {
+                CHECK(!"lock set differs from the byte map");
+                break;
+            }
+        }
+        nfs4_lockset_clear(&s);
+    }
+}
+
 int main(void)
 {
     test_slots_basic();
     test_slots_close();
     test_slots_threads();
     test_cb_dispatch();
+    test_lockset_cases();
+    test_lockset_random();
     return check_report("test_client_nfs4");
 }
