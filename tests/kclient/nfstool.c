@@ -21,6 +21,11 @@
  *   nfstool cat-as UID FILE             as user UID (gid UID too): open FILE read-only and copy
  *                                       it to stdout; a new NFSv4 open owner, so the client
  *                                       cannot reuse another process's open state
+ *   nfstool xattr set|get|list|remove FILE [NAME [VALUE]]
+ *                                       user extended attributes (NFSv4.2 SETXATTR, GETXATTR,
+ *                                       LISTXATTRS, REMOVEXATTR): set creates (XATTR_CREATE),
+ *                                       get prints the value, list the names; exit 4 ENODATA,
+ *                                       5 EOPNOTSUPP, 6 EEXIST, 1 other errors
  * FILE2: the same file seen through a second mount made with -o nosharecache; the
  * child process then uses it, so the client's local lock checks cannot see the
  * parent's lock and the conflict must be found by the server (NLM TEST/LOCK,
@@ -28,6 +33,7 @@
  * Exit 0 on success, 1 on failure; prints what it did. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sys/xattr.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +227,39 @@ static int do_holdlock(const char *path, const char *go1, const char *go2) {
 	return 0;
 }
 
+static int xattr_status(const char *what) {
+	int e = errno;
+	fprintf(stderr, "nfstool: xattr %s: %s\n", what, strerror(e));
+	return e == ENODATA ? 4 : e == EOPNOTSUPP ? 5 : e == EEXIST ? 6 : 1;
+}
+
+static int do_xattr(int argc, char **argv) {
+	const char *op = argv[2], *file = argv[3], *name = argc > 4 ? argv[4] : NULL;
+	char buf[65536];
+	if (!strcmp(op, "set") && argc == 6) {
+		if (setxattr(file, name, argv[5], strlen(argv[5]), XATTR_CREATE)) return xattr_status("set");
+		return 0;
+	}
+	if (!strcmp(op, "get") && argc == 5) {
+		ssize_t n = getxattr(file, name, buf, sizeof(buf));
+		if (n < 0) return xattr_status("get");
+		printf("%.*s\n", (int)n, buf);
+		return 0;
+	}
+	if (!strcmp(op, "list") && argc == 4) {
+		ssize_t n = listxattr(file, buf, sizeof(buf));
+		if (n < 0) return xattr_status("list");
+		for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) printf("%s\n", buf + i);
+		return 0;
+	}
+	if (!strcmp(op, "remove") && argc == 5) {
+		if (removexattr(file, name)) return xattr_status("remove");
+		return 0;
+	}
+	fprintf(stderr, "nfstool: xattr set FILE NAME VALUE | get FILE NAME | list FILE | remove FILE NAME\n");
+	return 2;
+}
+
 static int do_pattern(long size) {
 	static unsigned char b[HOLD_BLOCK];
 	for (int block = 1; block <= 2 && size > 0; block++) {
@@ -262,8 +301,9 @@ int main(int argc, char **argv) {
 	if (argc == 5 && !strcmp(argv[1], "holdlock")) return do_holdlock(argv[2], argv[3], argv[4]);
 	if (argc == 3 && !strcmp(argv[1], "pattern")) return do_pattern(atol(argv[2]));
 	if (argc == 4 && !strcmp(argv[1], "cat-as")) return do_cat_as(argv[2], argv[3]);
+	if (argc >= 4 && !strcmp(argv[1], "xattr")) return do_xattr(argc, argv);
 	fprintf(stderr, "usage: nfstool mount SRC DIR FSTYPE OPTS | copy SRC DST | lock FILE [FILE2] |"
 		" flock FILE [FILE2] | trylock FILE | waitlock FILE [SECS] | utimes FILE SEC NSEC | readdir DIR |"
-		" holdlock FILE GO1 GO2 | pattern SIZE | cat-as UID FILE\n");
+		" holdlock FILE GO1 GO2 | pattern SIZE | cat-as UID FILE | xattr OP FILE [NAME [VALUE]]\n");
 	return 2;
 }

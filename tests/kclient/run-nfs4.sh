@@ -235,7 +235,14 @@ if [ "$REF" = knfsd ]; then export KC_V3_EXPORT=/srv/export KC_HOSTLOCK=0
 else export KC_V3_EXPORT=$EXP_PATH KC_HOSTLOCK=1; fi
 # peernfsd sends CB_NOTIFY_LOCK to 4.1+ lock waiters (the guest checks the prompt grant)
 [ -z "$REF" ] && export KC_NOTIFY_LOCK=1 || export KC_NOTIFY_LOCK=0
-export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_V4_VERSIONS KC_V4_OPTIONAL KC_V4_EXTRA_OPTS KC_V4_PARTS KC_SERVER2 KC_V3_EXPORT KC_HOSTLOCK KC_NOTIFY_LOCK"
+# NFSv4.2 user xattrs (RFC 8276): peernfsd and knfsd serve them, Ganesha 4.3 does not
+[ "$REF" = ganesha ] && export KC_XATTR=0 || export KC_XATTR=1
+if [ -z "$REF" ] && ! python3 -c 'import os, sys; p = sys.argv[1] + "/.xattr-probe"; open(p, "w").close()
+try: os.setxattr(p, "user.probe", b"1")
+finally: os.unlink(p)' "$EXP_DIR" 2>/dev/null; then
+  echo "SKIP: host: the export's file system ($EXP_DIR) stores no user xattrs: no xattr checks"; KC_XATTR=0
+fi
+export KC_ENV_EXTRA="KC_RO_EXPORT KC_SQ_EXPORT KC_RO_MD5 KC_V4_VERSIONS KC_V4_OPTIONAL KC_V4_EXTRA_OPTS KC_V4_PARTS KC_SERVER2 KC_V3_EXPORT KC_HOSTLOCK KC_NOTIFY_LOCK KC_XATTR"
 log "guest: guest/nfs4-suite.sh, versions $VERSIONS, parts $KC_V4_PARTS"
 KC_RUNDIR=$G setsid "$HERE/run-guest.sh" "$SRV:$EXP_PATH" none "$HERE/guest/nfs4-suite.sh" \
   > "$T/guest.out" 2>&1 < /dev/null &

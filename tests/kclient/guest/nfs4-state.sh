@@ -38,6 +38,8 @@
 #       EAGAIN and a F_SETLKW waits, and is granted after the host unlocks; the reverse:
 #       while the v4 mount holds a lock, the host's non-blocking lock fails (EAGAIN), and
 #       succeeds after the v4 holder unlocked.
+#   (f) NFSv4.2 user extended attributes (KC_XATTR=1, vers=4.2 only): set, read, list,
+#       remove across mounts A and B, EEXIST and ENODATA.
 # Prints PASS:/FAIL: lines; exits with the number of failures.
 fail=0
 ok() { echo "PASS: $*"; }
@@ -109,6 +111,24 @@ hp=$!; i=0; while ! grep -q granted /tmp/hold2.out && [ $i -lt 100 ]; do sleep 0
 nfstool trylock "$d3/lk2" > /dev/null 2>&1; check "client C's F_SETLK refused while A holds the lock (rc 3 = EAGAIN)" 3 $?
 wait $hp
 nfstool trylock "$d3/lk2" > /dev/null 2>&1; check "client C gets the lock after A's holder exited (rc)" 0 $?
+
+# --- (f) NFSv4.2 user extended attributes (RFC 8276), when the server has them
+# (KC_XATTR=1): set through A, read and listed through B (the server's copy), removed,
+# then ENODATA; an existing name is not created again (EEXIST)
+case ${KC_XATTR:-0}:${KC_STATE_TAG:-} in
+  1:*-4.2)
+    echo xattr > "$d/xa"
+    nfstool xattr set "$d/xa" user.peernfs "hello from A" > /tmp/xa.out 2>&1; check "xattr: setxattr through A (rc)" 0 $?
+    check "xattr: getxattr through B" "hello from A" "$(nfstool xattr get "$d2/xa" user.peernfs 2>&1)"
+    nfstool xattr list "$d2/xa" > /tmp/xa.out 2>&1
+    grep -qx user.peernfs /tmp/xa.out && ok "xattr: listxattr through B names user.peernfs" \
+      || bad "xattr: listxattr through B: $(tr '\n' ' ' < /tmp/xa.out)"
+    nfstool xattr set "$d2/xa" user.peernfs again > /dev/null 2>&1; check "xattr: creating it again fails with EEXIST (rc 6)" 6 $?
+    nfstool xattr remove "$d/xa" user.peernfs > /dev/null 2>&1; check "xattr: removexattr through A (rc)" 0 $?
+    drop
+    nfstool xattr get "$d2/xa" user.peernfs > /dev/null 2>&1; check "xattr: gone for B too (rc 4 = ENODATA)" 4 $?
+    rm -f "$d/xa";;
+esac
 
 # --- (b) a read delegation, granted and recalled
 # The second open through A comes from another user (nfstool cat-as): another open owner,
