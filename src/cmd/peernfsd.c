@@ -36,6 +36,7 @@ struct options {
     bool rpcbind;
     bool nlm;
     bool nsm;
+    unsigned nsm_idle;
     unsigned grace;
     bool nfs4;
     unsigned lease;
@@ -82,6 +83,8 @@ static void usage(FILE *f)
           "      --max-record BYTES largest RPC record accepted (default 4 MiB + 64 KiB)\n"
           "      --pidfile FILE     write the process id to FILE\n"
           "  -d, --log-level LEVEL  debug|info|notice|warning|error (default notice)\n"
+          "      --statd-idle SECS  unmonitor a lock client this long after its last lock\n"
+          "                         (default 300)\n"
           "      --syslog           log to syslog instead of stderr\n"
           "  -h, --help             show this help\n",
           f);
@@ -101,7 +104,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_PIDFILE = 256, OPT_SYSLOG, OPT_MAXREC, OPT_GRACE, OPT_NONLM, OPT_NOSTATD, OPT_NONFS4, OPT_LEASE,
-           OPT_MAXMINOR, OPT_NODELEG, OPT_IDMAP };
+           OPT_MAXMINOR, OPT_NODELEG, OPT_IDMAP, OPT_STATDIDLE };
     static const struct option longopts[] = {
         { "exports", required_argument, NULL, 'e' },   { "port", required_argument, NULL, 'p' },
         { "listen", required_argument, NULL, 'l' },    { "state-dir", required_argument, NULL, 's' },
@@ -112,6 +115,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "lease", required_argument, NULL, OPT_LEASE }, { "max-minor", required_argument, NULL, OPT_MAXMINOR },
         { "no-delegations", no_argument, NULL, OPT_NODELEG },
         { "idmap-domain", required_argument, NULL, OPT_IDMAP },
+        { "statd-idle", required_argument, NULL, OPT_STATDIDLE },
         { "pidfile", required_argument, NULL, OPT_PIDFILE },
         { "log-level", required_argument, NULL, 'd' }, { "syslog", no_argument, NULL, OPT_SYSLOG },
         { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
@@ -158,6 +162,11 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_NONFS4: o->nfs4 = false; break;
         case OPT_LEASE:
             if (parse_uint(optarg, 3600, &v) < 0 || v < 10)
+        case OPT_STATDIDLE:
+            if (parse_uint(optarg, 86400, &v) < 0 || v == 0)
+                return fprintf(stderr, "peernfsd: bad --statd-idle '%s'\n", optarg), -1;
+            o->nsm_idle = (unsigned)v;
+            break;
                 return fprintf(stderr, "peernfsd: bad --lease '%s' (10..3600)\n", optarg), -1;
             o->lease = (unsigned)v;
             break;
@@ -322,7 +331,8 @@ static int run(const struct options *o)
         return 1;
     }
     if (o->nlm) {
-        struct nlm_config ncfg = { .grace_secs = o->grace, .nsm = o->nsm, .callbacks = true };
+        struct nlm_config ncfg = { .grace_secs = o->grace, .nsm = o->nsm, .nsm_idle_secs = o->nsm_idle,
+                                   .callbacks = true };
         if ((rc = nlm_service_init(&nlm, &svc, &ncfg)) < 0) {
             log_err("NLM service init: %s", strerror(-rc));
             nfs_service_fini(&svc);

@@ -966,6 +966,14 @@ void lock_release_host(struct lock_space *ls, const void *host_key, size_t host_
     pthread_mutex_unlock(&ls->mu);
 }
 
+bool lock_host_active(struct lock_space *ls, const void *host_key, size_t host_key_len)
+{
+    pthread_mutex_lock(&ls->mu);
+    bool found = htab_find(&ls->hosts, host_key, host_key_len, hash_bytes(host_key, host_key_len)) != NULL;
+    pthread_mutex_unlock(&ls->mu);
+    return found;
+}
+
 size_t lock_owner_ranges(struct lock_space *ls, struct lock_owner *o, const void *file_key, size_t file_key_len,
                          struct lock_range *out, size_t max)
 {

@@ -156,6 +156,9 @@ enum lock_status lock_cancel(struct lock_space *ls, struct lock_owner *o, const 
 void lock_release_file(struct lock_space *ls, struct lock_owner *o, const struct lock_file_id *f);
 void lock_release_owner(struct lock_space *ls, struct lock_owner *o);
 void lock_release_host(struct lock_space *ls, const void *host_key, size_t host_key_len);
+/* Does any owner of the host still exist: holding a lock or a file, waiting, or
+ * referenced by a caller? (NSM: a client with none may be unmonitored.) */
+bool lock_host_active(struct lock_space *ls, const void *host_key, size_t host_key_len);
 
 /* The owner's locks on a file as the space records them (sorted, merged), for
  * introspection and tests: fills up to max, returns the total count. */

@@ -42,6 +42,8 @@ struct nlm_config {
     unsigned grace_secs;  /* grace period after start (0: none) */
     bool nsm;             /* monitor clients through the local rpc.statd */
     bool callbacks;       /* call clients back (GRANTED, *_RES); off only in tests */
+    unsigned nsm_idle_secs; /* a client with no locks or shares left is unmonitored
+                               (SM_UNMON) after this long (0: 300 s) */
     struct lock_space_params lock_params;
 };
 

@@ -64,3 +64,5 @@ nlm4_stats nlm_unshare(struct nlm_service *s, const void *file_key, size_t file_
 void nlm_share_release_host(struct nlm_service *s, const uint8_t *host_key, size_t host_key_len);
 
 #endif
+/* Does the host hold a share reservation? */
+bool nlm_share_host_active(struct nlm_service *s, const uint8_t *host_key, size_t host_key_len);

@@ -14,6 +14,10 @@
  * the caller names seen from that address are the hosts whose locks go when it reboots.
  * We call statd from a reserved source port when we can: Linux's rpc.statd ignores an
  * SM_SIMU_CRASH from an unreserved one (it logs "call from unprivileged port").
+ * A client left with no locks, waiters or shares is unmonitored (SM_UNMON) once it has
+ * been idle for nsm_idle_secs, so statd's list does not grow with every client that ever
+ * locked; its next lock monitors it again. Nothing is unmonitored at shutdown: after a
+ * restart, statd's list is what lets the clients reclaim.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +36,7 @@
 #define NSM_PROG 100024u
 #define NSM_VERS 1u
 #define NSM_PROC_MON 2u
+#define NSM_PROC_UNMON 3u
 #define NSM_PROC_SIMU_CRASH 5u
 #define NSM_TIMEOUT_MS 2000
 #define NSM_HOSTS_MAX 4096u
@@ -47,9 +52,12 @@ struct nsm_host {
     bool monitored;
     unsigned backoff;
     time_t next_try;
+    time_t idle_since; /* monitored and found without state since then; 0: busy */
 };
 
 struct nlm_nsm {
+    struct nlm_service *svc;
+    unsigned idle_secs;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -156,17 +164,73 @@ static bool enc_void(struct xdr_enc *x, const void *a)
     return true;
 }
 
+static const char nsm_my_name[] = "127.0.0.1"; /* statd calls back on loopback */
+
+static void nsm_mon_id(mon_id *id, const char *mon_name)
+{
+    memset(id, 0, sizeof(*id));
+    id->mon_name = (struct xdr_string){ (uint32_t)strlen(mon_name), mon_name };
+    id->my_id.my_name = (struct xdr_string){ sizeof(nsm_my_name) - 1, nsm_my_name };
+    id->my_id.my_prog = (int32_t)NLM_PROG;
+    id->my_id.my_vers = 4;
+    id->my_id.my_proc = (int32_t)NLM_PROC_SM_NOTIFY;
+}
+
 static int nsm_mon(const char *mon_name)
 {
-    static const char my_name[] = "127.0.0.1"; /* statd calls back on loopback */
     sm_mon m;
     memset(&m, 0, sizeof(m));
-    m.mon_id.mon_name = (struct xdr_string){ (uint32_t)strlen(mon_name), mon_name };
-    m.mon_id.my_id.my_name = (struct xdr_string){ sizeof(my_name) - 1, my_name };
-    m.mon_id.my_id.my_prog = (int32_t)NLM_PROG;
-    m.mon_id.my_id.my_vers = 4;
-    m.mon_id.my_id.my_proc = (int32_t)NLM_PROC_SM_NOTIFY;
+    nsm_mon_id(&m.mon_id, mon_name);
     return nsm_call(NSM_PROC_MON, enc_mon, &m, true);
+}
+
+static bool enc_unmon(struct xdr_enc *x, const void *a)
+{
+    return xdr_encode_mon_id(x, a);
+}
+
+static int nsm_unmon(const char *mon_name)
+{
+    mon_id id;
+    nsm_mon_id(&id, mon_name);
+    return nsm_call(NSM_PROC_UNMON, enc_unmon, &id, false); /* the reply: sm_stat, statd's state */
+}
+
+/* Under n->mu: does the host still have locks, waiters or shares? */
+static bool nsm_host_busy(struct nlm_nsm *n, const struct nsm_host *h)
+{
+    uint8_t key[NLM_KEY_MAX];
+    size_t klen = nlm_host_key(key, h->caller, h->caller_len);
+    return lock_host_active(n->svc->locks, key, klen) || nlm_share_host_active(n->svc, key, klen);
+}
+
+/* Under n->mu: the first monitored host idle for idle_secs, taken off the list (its
+ * name in name) when no other entry still monitors the same name; true if one was. */
+static bool nsm_take_idle(struct nlm_nsm *n, time_t now, time_t *wake, char name[INET6_ADDRSTRLEN])
+{
+    for (struct nsm_host **pp = &n->hosts; *pp; pp = &(*pp)->next) {
+        struct nsm_host *h = *pp;
+        if (!h->monitored)
+            continue;
+        if (nsm_host_busy(n, h)) {
+            h->idle_since = 0;
+        } else if (!h->idle_since) {
+            h->idle_since = now;
+        } else if (now - h->idle_since >= (time_t)n->idle_secs) {
+            memcpy(name, h->mon_name, INET6_ADDRSTRLEN);
+            *pp = h->next;
+            free(h->caller);
+            free(h);
+            n->nhosts--;
+            for (struct nsm_host *o = n->hosts; o; o = o->next)
+                if (o->monitored && strcmp(o->mon_name, name) == 0)
+                    return false; /* another caller name from there still counts */
+            return true;
+        }
+        if (h->idle_since && h->idle_since + (time_t)n->idle_secs < *wake)
+            *wake = h->idle_since + (time_t)n->idle_secs;
+    }
+    return false;
 }
 
 static unsigned next_backoff(unsigned b)
@@ -207,6 +271,22 @@ static void *nsm_thread(void *arg)
             if (h->next_try < wake)
                 wake = h->next_try;
         }
+        char idle[INET6_ADDRSTRLEN];
+        if (!todo && nsm_take_idle(n, now, &wake, idle)) {
+            pthread_mutex_unlock(&n->mu);
+            int rc = nsm_unmon(idle);
+            pthread_mutex_lock(&n->mu);
+            if (rc == 0)
+                log_info("nsm: %s holds no locks any more: unmonitored", idle);
+            else
+                log_info("nsm: SM_UNMON %s: %s", idle, strerror(-rc));
+            continue;
+        }
+        /* look at busy monitored hosts again within a while, to see them go idle */
+        time_t sweep = n->idle_secs / 2 + 1 < 30 ? n->idle_secs / 2 + 1 : 30;
+        for (struct nsm_host *h = n->hosts; h; h = h->next)
+            if (h->monitored && !h->idle_since && now + sweep < wake)
+                wake = now + sweep;
         if (todo) {
             char name[INET6_ADDRSTRLEN];
             memcpy(name, todo->mon_name, sizeof(name));
@@ -242,6 +322,8 @@ int nlm_nsm_init(struct nlm_service *s)
     struct nlm_nsm *n = calloc(1, sizeof(*n));
     if (!n)
         return -ENOMEM;
+    n->svc = s;
+    n->idle_secs = s->cfg.nsm_idle_secs ? s->cfg.nsm_idle_secs : 300;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
     if (pthread_create(&n->thread, NULL, nsm_thread, n) != 0) {

@@ -132,6 +132,17 @@ nlm4_stats nlm_unshare(struct nlm_service *s, const void *file_key, size_t file_
     return NLM4_GRANTED;
 }
 
+bool nlm_share_host_active(struct nlm_service *s, const uint8_t *host_key, size_t host_key_len)
+{
+    struct nlm_share_table *t = s->shares;
+    bool found = false;
+    pthread_mutex_lock(&t->mu);
+    for (struct nlm_share_ent *e = t->head; e && !found; e = e->next)
+        found = eq(e->host, e->host_len, host_key, host_key_len);
+    pthread_mutex_unlock(&t->mu);
+    return found;
+}
+
 void nlm_share_release_host(struct nlm_service *s, const uint8_t *host_key, size_t host_key_len)
 {
     struct nlm_share_table *t = s->shares;

@@ -72,7 +72,8 @@ log "netns $KC_NETNS, work dir $T, server $PEERNFSD"
 "$HERE/build-initramfs.sh" >/dev/null || exit 1
 mkdir -p "$EXP_DIR"; : > "$EXP_DIR/nlm-local-lk"; chmod 666 "$EXP_DIR/nlm-local-lk"
 printf '%s *(rw,no_root_squash)\n' "$EXP_DIR" > "$T/exports"
-ctl start --exports "$T/exports" --grace "$GRACE" || { bad "server start"; exit 1; }
+# --statd-idle 4: the guest is unmonitored (SM_UNMON) soon after its last lock is gone
+ctl start --exports "$T/exports" --grace "$GRACE" --statd-idle 4 || { bad "server start"; exit 1; }
 READY_AT=$((SECONDS + GRACE + 1))  # the first grace period is over then
 for ((i = 0; i < 50; i++)); do
   n=$(ctl rpcinfo 2>/dev/null | awk '$1 == 100021 && $2 == 4 && $3 == "tcp"' | wc -l); [ "$n" -ge 1 ] && break; sleep 0.1
@@ -170,6 +171,13 @@ if [ -n "$RESTARTED" ]; then
   grep -q "nsm: monitoring $GUEST_IP" <<< "$after" && ok "statd: the restarted peernfsd monitors the guest again (SM_MON)" \
     || bad "statd: the restarted peernfsd did not SM_MON the guest"
 else bad "the guest never asked for the restart ($RTAG.writing)"; fi
+# the guest has let go of every lock (it unmounted): within a few idle periods peernfsd
+# tells statd to stop watching it
+i=0; while ! grep -q "nsm: $GUEST_IP holds no locks any more: unmonitored" "$S/peernfsd.log" && [ $i -lt 100 ]; do
+  sleep 0.2; i=$((i+1)); done
+grep -q "nsm: $GUEST_IP holds no locks any more: unmonitored" "$S/peernfsd.log" \
+  && ok "statd: the guest, left without locks, was unmonitored (SM_UNMON)" \
+  || bad "statd: no SM_UNMON of the guest 20 s after it let go of its locks: $(grep 'nsm:' "$S/peernfsd.log" | tail -3 | tr '\n' ' ')"
 
 log "SIGTERM server"
 ctl term && ok "server exited within 10 s of SIGTERM" || bad "server did not exit within 10 s of SIGTERM"
