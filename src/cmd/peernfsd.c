@@ -48,7 +48,7 @@ struct options {
 };
 
 /* The rpcbind registrations of the services this run offers. */
-static unsigned registrations(const struct options *o, struct rpcb_service out[5])
+static unsigned registrations(const struct options *o, struct rpcb_service out[7])
 {
     unsigned n = 0;
     out[n++] = (struct rpcb_service){ 100003, 3 }; /* NFS v3 */
@@ -56,8 +56,11 @@ static unsigned registrations(const struct options *o, struct rpcb_service out[5
     out[n++] = (struct rpcb_service){ 100005, 3 }; /* MOUNT v3 */
     if (o->nfs4)
         out[n++] = (struct rpcb_service){ 100003, 4 };
-    if (o->nlm)
+    if (o->nlm) {
         out[n++] = (struct rpcb_service){ 100021, 4 };
+        out[n++] = (struct rpcb_service){ 100021, 1 }; /* NLM v1/v3: NFSv2-era clients */
+        out[n++] = (struct rpcb_service){ 100021, 3 };
+    }
     return n;
 }
 
@@ -80,11 +83,11 @@ static void usage(FILE *f)
           "      --idmap-domain D   NFSv4 owners as user@D through NSS (default: numeric ids)\n"
           "      --no-nlm           no NLM (lock) service: clients must mount with nolock\n"
           "      --no-statd         do not monitor lock clients through rpc.statd\n"
+          "      --statd-idle SECS  unmonitor a lock client this long after its last lock\n"
+          "                         (default 300)\n"
           "      --max-record BYTES largest RPC record accepted (default 4 MiB + 64 KiB)\n"
           "      --pidfile FILE     write the process id to FILE\n"
           "  -d, --log-level LEVEL  debug|info|notice|warning|error (default notice)\n"
-          "      --statd-idle SECS  unmonitor a lock client this long after its last lock\n"
-          "                         (default 300)\n"
           "      --syslog           log to syslog instead of stderr\n"
           "  -h, --help             show this help\n",
           f);
@@ -112,10 +115,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "max-record", required_argument, NULL, OPT_MAXREC },
         { "grace", required_argument, NULL, OPT_GRACE },  { "no-nlm", no_argument, NULL, OPT_NONLM },
         { "no-statd", no_argument, NULL, OPT_NOSTATD },  { "no-nfs4", no_argument, NULL, OPT_NONFS4 },
+        { "statd-idle", required_argument, NULL, OPT_STATDIDLE },
         { "lease", required_argument, NULL, OPT_LEASE }, { "max-minor", required_argument, NULL, OPT_MAXMINOR },
         { "no-delegations", no_argument, NULL, OPT_NODELEG },
         { "idmap-domain", required_argument, NULL, OPT_IDMAP },
-        { "statd-idle", required_argument, NULL, OPT_STATDIDLE },
         { "pidfile", required_argument, NULL, OPT_PIDFILE },
         { "log-level", required_argument, NULL, 'd' }, { "syslog", no_argument, NULL, OPT_SYSLOG },
         { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
@@ -159,14 +162,14 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_NONLM: o->nlm = false; break;
         case OPT_NOSTATD: o->nsm = false; break;
-        case OPT_NONFS4: o->nfs4 = false; break;
-        case OPT_LEASE:
-            if (parse_uint(optarg, 3600, &v) < 0 || v < 10)
         case OPT_STATDIDLE:
             if (parse_uint(optarg, 86400, &v) < 0 || v == 0)
                 return fprintf(stderr, "peernfsd: bad --statd-idle '%s'\n", optarg), -1;
             o->nsm_idle = (unsigned)v;
             break;
+        case OPT_NONFS4: o->nfs4 = false; break;
+        case OPT_LEASE:
+            if (parse_uint(optarg, 3600, &v) < 0 || v < 10)
                 return fprintf(stderr, "peernfsd: bad --lease '%s' (10..3600)\n", optarg), -1;
             o->lease = (unsigned)v;
             break;
@@ -308,7 +311,7 @@ static int run(const struct options *o)
     struct nfs_service svc;
     struct nlm_service nlm;
     bool nlm_ok = false;
-    struct rpcb_service registered[5];
+    struct rpcb_service registered[7];
     unsigned nregistered = registrations(o, registered);
     struct nfs4_server *nfs4 = NULL;
     struct lock_space *own_locks = NULL;
@@ -368,7 +371,7 @@ static int run(const struct options *o)
     }
     if (o->pidfile && write_pidfile(o->pidfile) < 0)
         log_warn("pidfile %s: %s", o->pidfile, strerror(errno));
-    log_notice("serving NFSv3, MOUNT%s%s on port %u", nlm_ok ? ", NLM v4" : "", nfs4 ? ", NFSv4" : "",
+    log_notice("serving NFSv3, MOUNT%s%s on port %u", nlm_ok ? ", NLM v1/v3/v4" : "", nfs4 ? ", NFSv4" : "",
                rpc_server_port(srv));
 
     int sig;

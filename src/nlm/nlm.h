@@ -1,6 +1,7 @@
 /*
  * NLM v4 (X/Open XNFS; the lock protocol of NFSv3 clients) and its NSM side: the server
- * half of byte-range locking for NFSv3, on the one lock space (src/lock/).
+ * half of byte-range locking for NFSv3, on the one lock space (src/lock/). Versions 1
+ * and 3 (NFSv2-era clients: 32-bit ranges) are served too, by the same logic.
  *
  *   struct nlm_service nlm;
  *   nlm_service_init(&nlm, &nfs_svc, &cfg);          after nfs_service_init
@@ -41,9 +42,9 @@
 struct nlm_config {
     unsigned grace_secs;  /* grace period after start (0: none) */
     bool nsm;             /* monitor clients through the local rpc.statd */
-    bool callbacks;       /* call clients back (GRANTED, *_RES); off only in tests */
     unsigned nsm_idle_secs; /* a client with no locks or shares left is unmonitored
                                (SM_UNMON) after this long (0: 300 s) */
+    bool callbacks;       /* call clients back (GRANTED, *_RES); off only in tests */
     struct lock_space_params lock_params;
 };
 
@@ -72,6 +73,6 @@ void nlm_service_start(struct nlm_service *s);
 void nlm_service_fini(struct nlm_service *s);
 bool nlm_in_grace(const struct nlm_service *s);
 
-extern const struct rpc_program_desc nlm_program; /* 100021, version 4 */
+extern const struct rpc_program_desc nlm_program; /* 100021, versions 4, 1 and 3 */
 
 #endif

@@ -23,7 +23,7 @@ struct nlm_cb_job {
     struct nlm_service *s;
     struct sockaddr_storage peer;
     socklen_t peer_len;
-    uint32_t proc;
+    uint32_t vers, proc;
     unsigned attempts;
     nlm_cb_done_fn done;
     void *arg;
@@ -83,23 +83,25 @@ static bool enc_raw(struct xdr_enc *x, const void *a)
 }
 
 /* One attempt: >= 0 the client's answer (nlm4_stats for procedures with an nlm4_res,
- * 0 for void ones), < 0 no answer. */
+ * 0 for void ones), < 0 no answer. In the version the client locked with: a v1/v3
+ * lockd may not serve v4 at all (rpcbind then has no port for it). */
 static int nlm_cb_try(struct nlm_cb_job *j)
 {
     struct sockaddr_storage ss = j->peer;
     struct rpc_reply rep;
     int err = 0;
 
-    int port = nlm_getport((struct sockaddr *)&j->peer, j->peer_len, NLM_PROG, 4, IPPROTO_TCP, NLM_CB_TIMEOUT_MS);
+    int port = nlm_getport((struct sockaddr *)&j->peer, j->peer_len, NLM_PROG, j->vers, IPPROTO_TCP,
+                           NLM_CB_TIMEOUT_MS);
     if (port < 0)
         return port;
     set_port(&ss, (uint16_t)port);
     struct rpc_clnt *c = rpc_clnt_connect((struct sockaddr *)&ss, j->peer_len, NLM_CB_TIMEOUT_MS, &err);
     if (!c)
         return err ? -abs(err) : -ECONNREFUSED;
-    int rc = rpc_clnt_call(c, NLM_PROG, 4, j->proc, NULL, enc_raw, j, NLM_CB_TIMEOUT_MS, &rep);
+    int rc = rpc_clnt_call(c, NLM_PROG, j->vers, j->proc, NULL, enc_raw, j, NLM_CB_TIMEOUT_MS, &rep);
     if (rc == 0) {
-        nlm4_res res;
+        nlm4_res res; /* an nlm1_res is the same on the wire, with fewer statuses */
         if (j->proc == NLMPROC4_GRANTED)
             rc = xdr_decode_nlm4_res(&rep.res, &res) ? (int)res.stat.stat : -EBADMSG;
         rpc_reply_free(&rep);
@@ -142,8 +144,9 @@ static void *nlm_cb_thread(void *a)
     return NULL;
 }
 
-int nlm_callback(struct nlm_service *s, const struct sockaddr *peer, socklen_t peer_len, uint32_t proc,
-                 const uint8_t *args, size_t len, unsigned attempts, nlm_cb_done_fn done, void *arg)
+int nlm_callback(struct nlm_service *s, const struct sockaddr *peer, socklen_t peer_len, uint32_t vers,
+                 uint32_t proc, const uint8_t *args, size_t len, unsigned attempts, nlm_cb_done_fn done,
+                 void *arg)
 {
     if (peer_len > sizeof(struct sockaddr_storage) || (len & 3))
         return -EINVAL;
@@ -153,6 +156,7 @@ int nlm_callback(struct nlm_service *s, const struct sockaddr *peer, socklen_t p
     j->s = s;
     memcpy(&j->peer, peer, peer_len);
     j->peer_len = peer_len;
+    j->vers = vers;
     j->proc = proc;
     j->attempts = attempts ? attempts : 1;
     j->done = done;

@@ -1,5 +1,7 @@
 /*
- * NLM v4 procedures (XNFS chapter 10) on the lock space.
+ * NLM v4 procedures (XNFS chapter 10) on the lock space. The logic of each procedure
+ * (nlm_do_*) is shared with versions 1 and 3 (nlm_proc1.c), which translate to and
+ * from the v4 types around it.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,8 +17,6 @@
 #define NLM_GRANT_ATTEMPTS 5u /* ~15 s of retries, then the lock is released */
 #define NLM_RES_ATTEMPTS 3u
 #define NLM_ARGS_MAX 8192u    /* encoded nlm4_testargs / results: < 4.2 KiB */
-/* Not on the wire: answer nothing, the client retransmits (see nlm_deleg_busy). */
-#define NLM_DROP_REPLY ((nlm4_stats)0x7fffffff)
 
 /* The file a lock names, as the lock space sees it. */
 struct nlm_file {
@@ -100,7 +100,7 @@ static enum rpc_accept_status nlm_reply_res(struct rpc_call *call, const netobj 
 
 /* ---- TEST ---- */
 
-static nlm4_stats nlm_do_test(struct rpc_call *call, const nlm4_testargs *a, nlm4_holder *h)
+nlm4_stats nlm_do_test(struct rpc_call *call, const nlm4_testargs *a, nlm4_holder *h)
 {
     struct nlm_service *s = call->prog_ctx;
     struct nlm_file f;
@@ -164,7 +164,8 @@ struct nlm_block {
     uint64_t start, len;
     struct sockaddr_storage peer;
     socklen_t peer_len;
-    size_t args_len; /* the GRANTED call's arguments (nlm4_testargs), encoded */
+    uint32_t vers;   /* the client's NLM version: GRANTED is called back in it */
+    size_t args_len; /* the GRANTED call's arguments (nlm4_testargs or nlm1_), encoded */
     uint8_t args[];
 };
 
@@ -212,8 +213,8 @@ static void nlm_granted(void *arg, enum lock_status st)
         nlm_block_free(b); /* the client's next LOCK retransmission gets the error */
         return;
     }
-    if (nlm_callback(s, (struct sockaddr *)&b->peer, b->peer_len, NLMPROC4_GRANTED, b->args, b->args_len,
-                     NLM_GRANT_ATTEMPTS, nlm_grant_done, b) < 0) {
+    if (nlm_callback(s, (struct sockaddr *)&b->peer, b->peer_len, b->vers, NLMPROC4_GRANTED, b->args,
+                     b->args_len, NLM_GRANT_ATTEMPTS, nlm_grant_done, b) < 0) {
         lock_unlock(s->locks, b->owner, &b->file.id, b->start, b->len);
         nlm_block_free(b);
     }
@@ -230,7 +231,8 @@ static struct nlm_block *nlm_block_new(struct rpc_call *call, const nlm4_lockarg
         return NULL;
     xdr_enc_init(&x, buf, NLM_ARGS_MAX);
     struct nlm_block *b = NULL;
-    if (xdr_encode_nlm4_testargs(&x, &g) && call->peer_len <= sizeof(b->peer))
+    bool encoded = call->vers == NLM4_VERS ? xdr_encode_nlm4_testargs(&x, &g) : nlm1_encode_testargs(&x, &g);
+    if (encoded && call->peer_len <= sizeof(b->peer))
         b = calloc(1, sizeof(*b) + xdr_enc_len(&x));
     if (b) {
         b->s = call->prog_ctx;
@@ -241,6 +243,7 @@ static struct nlm_block *nlm_block_new(struct rpc_call *call, const nlm4_lockarg
         b->len = a->alock.l_len;
         memcpy(&b->peer, call->peer, call->peer_len);
         b->peer_len = call->peer_len;
+        b->vers = call->vers;
         b->args_len = xdr_enc_len(&x);
         memcpy(b->args, buf, b->args_len);
     }
@@ -255,7 +258,7 @@ static void nlm_monitor(struct rpc_call *call, const nlm4_lock *l)
         nlm_nsm_monitor(s, call->peer, l->caller_name.val, l->caller_name.len);
 }
 
-static nlm4_stats nlm_do_lock(struct rpc_call *call, const nlm4_lockargs *a, bool monitored)
+nlm4_stats nlm_do_lock(struct rpc_call *call, const nlm4_lockargs *a, bool monitored)
 {
     struct nlm_service *s = call->prog_ctx;
     struct nlm_file f;
@@ -310,7 +313,7 @@ static nlm4_stats nlm_do_lock(struct rpc_call *call, const nlm4_lockargs *a, boo
 
 /* ---- CANCEL, UNLOCK ---- */
 
-static nlm4_stats nlm_do_cancel(struct rpc_call *call, const nlm4_cancargs *a)
+nlm4_stats nlm_do_cancel(struct rpc_call *call, const nlm4_cancargs *a)
 {
     struct nlm_service *s = call->prog_ctx;
     struct nlm_file f;
@@ -332,7 +335,7 @@ static nlm4_stats nlm_do_cancel(struct rpc_call *call, const nlm4_cancargs *a)
     return NLM4_GRANTED;
 }
 
-static nlm4_stats nlm_do_unlock(struct rpc_call *call, const nlm4_unlockargs *a)
+nlm4_stats nlm_do_unlock(struct rpc_call *call, const nlm4_unlockargs *a)
 {
     struct nlm_service *s = call->prog_ctx;
     struct nlm_file f;
@@ -359,11 +362,11 @@ static enum rpc_accept_status nlm4_proc_null(struct rpc_call *call)
 }
 
 /* *_MSG: answer with a call of the matching *_RES procedure to the client's lockd. */
-static enum rpc_accept_status nlm_send_res(struct rpc_call *call, struct xdr_enc *x)
+enum rpc_accept_status nlm_send_res(struct rpc_call *call, struct xdr_enc *x)
 {
     struct nlm_service *s = call->prog_ctx;
-    nlm_callback(s, call->peer, call->peer_len, call->proc + NLM_MSG_TO_RES, x->start, xdr_enc_len(x),
-                 NLM_RES_ATTEMPTS, NULL, NULL);
+    nlm_callback(s, call->peer, call->peer_len, call->vers, call->proc + NLM_MSG_TO_RES, x->start,
+                 xdr_enc_len(x), NLM_RES_ATTEMPTS, NULL, NULL);
     return RPC_SUCCESS; /* void result, as knfsd */
 }
 
@@ -448,42 +451,53 @@ static enum rpc_accept_status nlm4_proc_res(struct rpc_call *call)
     return ok ? RPC_SUCCESS : RPC_GARBAGE_ARGS;
 }
 
-static enum rpc_accept_status nlm4_proc_share(struct rpc_call *call)
+nlm4_stats nlm_do_share(struct rpc_call *call, const nlm4_shareargs *a, bool share)
 {
     struct nlm_service *s = call->prog_ctx;
-    nlm4_shareargs a;
     struct nlm_file f;
     struct nlm_who w;
+
+    if (share && nlm_in_grace(s) && !a->reclaim)
+        return NLM4_DENIED_GRACE_PERIOD;
+    nlm4_stats st = nlm_file_resolve(call, &a->share.fh, &f);
+    if (st != NLM4_GRANTED)
+        return st;
+    const nlm4_share *sh = &a->share;
+    w.owner_len = nlm_owner_key(w.owner, sh->caller_name.val, sh->caller_name.len, 0, sh->oh.val, sh->oh.len);
+    w.host_len = nlm_host_key(w.host, sh->caller_name.val, sh->caller_name.len);
+    return share ? nlm_share(s, f.key, f.id.key_len, w.owner, w.owner_len, w.host, w.host_len, sh->mode, sh->access)
+                 : nlm_unshare(s, f.key, f.id.key_len, w.owner, w.owner_len);
+}
+
+static enum rpc_accept_status nlm4_proc_share(struct rpc_call *call)
+{
+    nlm4_shareargs a;
 
     if (!xdr_decode_nlm4_shareargs(&call->args, &a))
         return RPC_GARBAGE_ARGS;
     nlm4_shareres res = { .cookie = a.cookie, .sequence = 0 };
-    if (call->proc == NLMPROC4_SHARE && nlm_in_grace(s) && !a.reclaim)
-        res.stat = NLM4_DENIED_GRACE_PERIOD;
-    else if ((res.stat = nlm_file_resolve(call, &a.share.fh, &f)) == NLM4_GRANTED) {
-        nlm4_lock l = { .caller_name = a.share.caller_name, .oh = a.share.oh, .svid = 0 };
-        w.owner_len = nlm_owner_key(w.owner, l.caller_name.val, l.caller_name.len, 0, l.oh.val, l.oh.len);
-        w.host_len = nlm_host_key(w.host, l.caller_name.val, l.caller_name.len);
-        res.stat = call->proc == NLMPROC4_SHARE
-                       ? nlm_share(s, f.key, f.id.key_len, w.owner, w.owner_len, w.host, w.host_len, a.share.mode,
-                                   a.share.access)
-                       : nlm_unshare(s, f.key, f.id.key_len, w.owner, w.owner_len);
-    }
+    res.stat = nlm_do_share(call, &a, call->proc == NLMPROC4_SHARE);
     return xdr_encode_nlm4_shareres(&call->res, &res) ? RPC_SUCCESS : RPC_SYSTEM_ERR;
+}
+
+void nlm_do_free_all(struct rpc_call *call, const struct xdr_string *name)
+{
+    struct nlm_service *s = call->prog_ctx;
+    uint8_t host[NLM_KEY_MAX];
+
+    size_t n = nlm_host_key(host, name->val, name->len);
+    log_info("nlm: FREE_ALL from %.*s (version %u)", (int)name->len, name->val, (unsigned)call->vers);
+    lock_release_host(s->locks, host, n);
+    nlm_share_release_host(s, host, n);
 }
 
 static enum rpc_accept_status nlm4_proc_free_all(struct rpc_call *call)
 {
-    struct nlm_service *s = call->prog_ctx;
     nlm4_notify a;
-    uint8_t host[NLM_KEY_MAX];
 
     if (!xdr_decode_nlm4_notify(&call->args, &a))
         return RPC_GARBAGE_ARGS;
-    size_t n = nlm_host_key(host, a.name.val, a.name.len);
-    log_info("nlm: FREE_ALL from %.*s", (int)a.name.len, a.name.val);
-    lock_release_host(s->locks, host, n);
-    nlm_share_release_host(s, host, n);
+    nlm_do_free_all(call, &a.name);
     return RPC_SUCCESS;
 }
 
@@ -541,11 +555,15 @@ static const struct rpc_proc_desc nlm4_procs[] = {
     [NLMPROC4_FREE_ALL] = NLM_P(nlm4_proc_free_all, "FREE_ALL"),
 };
 
+/* Version 4 first: users that want only it (the fuzz target) take versions[0]. */
 static const struct rpc_version_desc nlm_versions[] = {
-    { 4, sizeof(nlm4_procs) / sizeof(nlm4_procs[0]), nlm4_procs },
+    { NLM4_VERS, sizeof(nlm4_procs) / sizeof(nlm4_procs[0]), nlm4_procs },
+    { NLM_VERS, NLM1_NPROCS, nlm1_procs },
+    { NLM_VERSX, NLM3_NPROCS, nlm3_procs },
 };
 
-const struct rpc_program_desc nlm_program = { NLM_PROG, "NLM", 1, nlm_versions };
+const struct rpc_program_desc nlm_program = { NLM_PROG, "NLM", sizeof(nlm_versions) / sizeof(nlm_versions[0]),
+                                              nlm_versions };
 
 /* ---- the service ---- */
 

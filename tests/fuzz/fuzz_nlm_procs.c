@@ -1,11 +1,14 @@
 /*
  * libFuzzer target: NLM v4 procedures (and the statd callback, NLM procedure 16, whose
- * arguments are NSM's struct sm_status) end to end below the RPC layer: argument
- * decoding, the handler on a real lock space over a scratch export, result encoding.
- * Callbacks to clients and statd are off (no network). Byte 0 picks the procedure;
- * with bit 7 set, the export root's valid file handle is spliced in as the fh of an
- * nlm4_lock after a fixed prefix (cookie, block, exclusive, caller name) so that the
- * lock paths are reached.
+ * arguments are NSM's struct sm_status), and those of versions 1 and 3 (32-bit ranges,
+ * translated to the v4 logic), end to end below the RPC layer: argument decoding, the
+ * handler on a real lock space over a scratch export, result encoding. Callbacks to
+ * clients and statd are off (no network). Byte 0 picks the procedure: its low 7 bits
+ * modulo 64 are a v4 procedure (0-23), a v1 one (24-39) or a v3 one (40-63); with
+ * bit 7 set, the export root's valid file handle is spliced in as the fh of an
+ * nlm4_lock / nlm1_lock after a fixed prefix (cookie, block, exclusive, caller name)
+ * so that the lock paths are reached. Versions share one lock space, so a v1 lock
+ * meets v4 ones across inputs.
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -52,8 +55,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1 || size > 65536)
         return 0;
-    const struct rpc_version_desc *vers = &nlm_program.versions[0];
-    uint32_t proc = (data[0] & 0x7f) % vers->nprocs;
+    /* versions[]: 4, 1, 3 (nlm_proc.c) */
+    uint32_t pick = (data[0] & 0x7fu) % 64u, v = 0;
+    while (v + 1 < nlm_program.nvers && pick >= nlm_program.versions[v].nprocs)
+        pick -= nlm_program.versions[v++].nprocs;
+    const struct rpc_version_desc *vers = &nlm_program.versions[v];
+    uint32_t proc = pick % vers->nprocs;
     if (!vers->procs[proc].fn)
         return 0;
     size_t len = 0;
