@@ -6,7 +6,9 @@ the ratio peernfs / nfs-cp per server and direction (target: >= 1.2).
 
     sudo bench/client_copy.py [--size-mib 1024] [--reps 3] [--servers peernfsd,ganesha]
                               [--peernfs build/bin/peernfs] [--peernfsd build/bin/peernfsd]
+                              [--vers 3|4.1|4.2]
 The local side of every copy is a tmpfs file, so the local disk is not measured.
+--vers is the protocol of peernfs' URL; nfs-cp always speaks NFSv3.
 """
 import argparse
 import os
@@ -49,7 +51,8 @@ def bench_server(args, srv, local):
                 # a fresh name per copy: nfs-cp will not overwrite, and a server may
                 # cache directory contents, so files are removed through NFS
                 name = 'copy-%d-%s.bin' % (rep, tool)
-                purl, lurl = base + '/' + name + '?vers=3', base + '/' + name + '?version=3'
+                purl = base + '/' + name + '?vers=' + args.vers
+                lurl = base + '/' + name + '?version=3'
                 if direction == 'get':
                     timed([args.peernfs, '-q', 'put', local, purl], srv.ns)
                 if os.path.exists(back):
@@ -77,6 +80,8 @@ def main():
     ap.add_argument('--servers', default='peernfsd,ganesha')
     ap.add_argument('--peernfs', default=os.path.join(TOP, 'build/bin/peernfs'))
     ap.add_argument('--peernfsd', default=os.path.join(TOP, 'build/bin/peernfsd'))
+    ap.add_argument('--vers', default='3', choices=('3', '4.1', '4.2'),
+                    help="peernfs' protocol version (nfs-cp stays on NFSv3)")
     args = ap.parse_args()
     # bench/run.py's options give the Server class what it needs
     sys.argv = [sys.argv[0], '--peernfsd', args.peernfsd, '--servers', args.servers,
@@ -111,7 +116,8 @@ def main():
             p = statistics.median(res[(direction, 'peernfs')])
             n = statistics.median(res[(direction, 'nfs-cp')])
             print('| %s | %s | %.0f | %.0f | %.2f |' % (name, direction, p, n, p / n))
-    print('\n%d MiB file, medians of %d runs; local side on tmpfs.' % (args.size_mib, args.reps))
+    print('\n%d MiB file, medians of %d runs; local side on tmpfs; peernfs NFSv%s, nfs-cp NFSv3.'
+          % (args.size_mib, args.reps, args.vers))
 
 
 if __name__ == '__main__':

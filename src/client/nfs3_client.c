@@ -284,6 +284,7 @@ struct io_ctx {
     nfs_attr_done_fn attr_done;
     void *arg;
     void *buf;
+    struct nfs_read_ref *ref; /* READ into the reply itself (buf unused) */
     uint32_t count;
     uint32_t proc;
 };
@@ -297,7 +298,18 @@ static void io_done(void *arg, int status, struct rpc_reply *rep)
     int st = nfs_client_rpc_status(status, rep);
     if (!st) {
         switch (x->proc) {
-        case NFSPROC3_READ: st = nfs3_reply_read(&rep->res, x->buf, x->count, &r); break;
+        case NFSPROC3_READ:
+            if (!x->ref) {
+                st = nfs3_reply_read(&rep->res, x->buf, x->count, &r);
+                break;
+            }
+            st = nfs3_reply_read_ref(&rep->res, x->count, &r, &x->ref->data);
+            if (!st) { /* the data stays where it arrived: the caller frees the reply */
+                x->ref->hold = *rep;
+                rep->rb = NULL;
+                rep->buf = NULL;
+            }
+            break;
         case NFSPROC3_WRITE: st = nfs3_reply_write(&rep->res, x->count, &r); break;
         case NFSPROC3_COMMIT: st = nfs3_reply_commit(&rep->res, &r); break;
         default: st = nfs3_reply_getattr(&rep->res, &a); break;
@@ -338,13 +350,34 @@ static int v3_read_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t
     return x ? call3_async(c, NFSPROC3_READ, enc_READ3args, &args, x) : -ENOMEM;
 }
 
+static int v3_read_async_ref(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                             uint32_t count, struct nfs_read_ref *ref, nfs_io_done_fn done,
+                             void *arg)
+{
+    struct io_ctx *x = io_ctx_new(done, arg, NULL, count);
+    READ3args args = { fh3(fh), off, count };
+    if (!x)
+        return -ENOMEM;
+    x->ref = ref;
+    return call3_async(c, NFSPROC3_READ, enc_READ3args, &args, x);
+}
+
 static int v3_write_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
                           const void *buf, uint32_t count, enum nfs_stable stable,
                           nfs_io_done_fn done, void *arg)
 {
     struct io_ctx *x = io_ctx_new(done, arg, NULL, count);
-    WRITE3args args = { fh3(fh), off, count, (stable_how)stable, { count, buf } };
-    return x ? call3_async(c, NFSPROC3_WRITE, enc_WRITE3args, &args, x) : -ENOMEM;
+    /* the data (last in WRITE3args) goes out from buf, not through an encode buffer */
+    WRITE3args args = { fh3(fh), off, count, (stable_how)stable, { 0, NULL } };
+    if (!x)
+        return -ENOMEM;
+    x->proc = NFSPROC3_WRITE;
+    int st = rpc_clnt_call_async_payload(c->rpc, NFS_PROGRAM, NFS_V3, NFSPROC3_WRITE, &c->cred,
+                                         enc_WRITE3args, &args, buf, count, c->timeout_ms,
+                                         io_done, x);
+    if (st)
+        free(x);
+    return st;
 }
 
 static int v3_commit_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
@@ -525,6 +558,7 @@ const struct nfs_client_ops nfs3_client_ops = {
     .close = v3_close,
     .read_async = v3_read_async,
     .write_async = v3_write_async,
+    .read_async_ref = v3_read_async_ref,
     .commit_async = v3_commit_async,
     .getattr_async = v3_getattr_async,
     .create = v3_create,

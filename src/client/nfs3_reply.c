@@ -146,7 +146,8 @@ int nfs3_reply_lookup(struct xdr_dec *x, struct nfs_fh *fh, struct nfs_attr *att
     return 0;
 }
 
-int nfs3_reply_read(struct xdr_dec *x, void *buf, uint32_t count, struct nfs_io_result *r)
+int nfs3_reply_read_ref(struct xdr_dec *x, uint32_t count, struct nfs_io_result *r,
+                        const uint8_t **data)
 {
     READ3res res;
     if (!xdr_decode_READ3res(x, &res))
@@ -155,11 +156,19 @@ int nfs3_reply_read(struct xdr_dec *x, void *buf, uint32_t count, struct nfs_io_
         return (int)res.status;
     if (res.resok.data.len > count || res.resok.count != res.resok.data.len)
         return -EBADMSG;
-    if (res.resok.data.len)
-        memcpy(buf, res.resok.data.val, res.resok.data.len);
+    *data = res.resok.data.val;
     r->count = res.resok.data.len;
     r->eof = res.resok.eof;
     return 0;
+}
+
+int nfs3_reply_read(struct xdr_dec *x, void *buf, uint32_t count, struct nfs_io_result *r)
+{
+    const uint8_t *data = NULL;
+    int st = nfs3_reply_read_ref(x, count, r, &data);
+    if (!st && r->count)
+        memcpy(buf, data, r->count);
+    return st;
 }
 
 int nfs3_reply_write(struct xdr_dec *x, uint32_t count, struct nfs_io_result *r)

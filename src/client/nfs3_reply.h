@@ -22,6 +22,9 @@ int nfs3_reply_setattr(struct xdr_dec *x);
 int nfs3_reply_lookup(struct xdr_dec *x, struct nfs_fh *fh, struct nfs_attr *attr);
 /* READ: the data is copied to buf (count bytes of room). */
 int nfs3_reply_read(struct xdr_dec *x, void *buf, uint32_t count, struct nfs_io_result *r);
+/* READ without the copy: *data points at the r->count bytes inside the reply. */
+int nfs3_reply_read_ref(struct xdr_dec *x, uint32_t count, struct nfs_io_result *r,
+                        const uint8_t **data);
 int nfs3_reply_write(struct xdr_dec *x, uint32_t count, struct nfs_io_result *r);
 int nfs3_reply_commit(struct xdr_dec *x, struct nfs_io_result *r);
 /* CREATE / MKDIR / SYMLINK: *have_fh false when the server sent no handle. */

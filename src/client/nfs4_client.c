@@ -653,14 +653,17 @@ struct v4_io {
     nfs_attr_done_fn attr_done;
     void *arg;
     void *buf;
+    struct nfs_read_ref *ref; /* READ: the data stays in the reply (buf unused) */
     uint32_t count;
     struct nfs_fh fh; /* the args point here and at data: the caller's may be gone */
-    void *data;       /* WRITE: our copy, for retransmissions */
+    void *data;       /* WRITE: our copy, for retransmissions (or the caller's buffer) */
+    bool borrowed;    /* data is the caller's, valid until the completion has run */
 };
 
 static void io_free(struct v4_io *io)
 {
-    free(io->data);
+    if (!io->borrowed)
+        free(io->data);
     free(io);
 }
 
@@ -706,7 +709,10 @@ static int io_take_result(struct v4_io *io, struct v4_reply *r, struct nfs_io_re
         const READ4resok *ok = &o->opread.resok4;
         if (ok->data.len > io->count)
             return -EBADMSG;
-        memcpy(io->buf, ok->data.val, ok->data.len);
+        if (io->ref)
+            io->ref->data = ok->data.val; /* v4_io_done hands the reply over */
+        else if (ok->data.len)
+            memcpy(io->buf, ok->data.val, ok->data.len);
         res->count = ok->data.len;
         res->eof = ok->eof;
     } else if (io->op == OP_WRITE) {
@@ -748,6 +754,11 @@ static void v4_io_done(void *arg, int status, struct rpc_reply *rep)
     r.next = 1;
     if (!st)
         st = io_take_result(io, &r, &res, &fa);
+    if (!st && io->ref) { /* READ data points into the reply: it is the caller's now */
+        io->ref->hold = r.rep;
+        r.rep.rb = NULL;
+        r.rep.buf = NULL;
+    }
     nfs4c_reply_free(&r);
     io_complete(io, st, &res, &fa.attr);
 }
@@ -765,8 +776,13 @@ static int io_send(struct nfs_client *c, struct v4_io *io)
         return st;
     COMPOUND4args ca = { { 0, NULL }, c->v4->minor, { io->a.n, io->a.op } };
     struct v4_conn *k = io->rq.conn;
-    st = rpc_clnt_call_async(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
-                             enc_compound, &ca, c->timeout_ms, v4_io_done, io);
+    if (io->op == OP_WRITE) /* WRITE, last, with its data empty: it goes out from io->data */
+        st = rpc_clnt_call_async_payload(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND,
+                                         &c->cred, enc_compound, &ca, io->data, io->count,
+                                         c->timeout_ms, v4_io_done, io);
+    else
+        st = rpc_clnt_call_async(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
+                                 enc_compound, &ca, c->timeout_ms, v4_io_done, io);
     note_sent(c->v4);
     if (!st)
         return 0; /* io belongs to the completion now */
@@ -877,26 +893,61 @@ static int v4_read_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t
     return v4_async(c, io);
 }
 
-static int v4_write_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
-                          const void *buf, uint32_t count, enum nfs_stable stable,
-                          nfs_io_done_fn done, void *arg)
+static int v4_read_async_ref(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                             uint32_t count, struct nfs_read_ref *ref, nfs_io_done_fn done,
+                             void *arg)
+{
+    stateid4 sid;
+    int st = io_stateid(c->v4, fh, &sid);
+    struct v4_io *io = st ? NULL : io_new(c, fh, OP_READ, done, arg, NULL, count);
+    if (!io)
+        return st ? st : -ENOMEM;
+    io->ref = ref;
+    READ4args *rd = &nfs4c_add_op(&io->a, OP_READ)->opread;
+    rd->stateid = sid;
+    rd->offset = off;
+    rd->count = count;
+    return v4_async(c, io);
+}
+
+static int v4_write(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                    const void *buf, uint32_t count, enum nfs_stable stable, bool borrow,
+                    nfs_io_done_fn done, void *arg)
 {
     stateid4 sid;
     int st = io_stateid(c->v4, fh, &sid);
     struct v4_io *io = st ? NULL : io_new(c, fh, OP_WRITE, done, arg, NULL, count);
-    if (io && !(io->data = malloc(count ? count : 1))) {
+    if (io && borrow) {
+        io->data = (void *)buf; /* only read from */
+        io->borrowed = true;
+    } else if (io && (io->data = malloc(count ? count : 1)) != NULL) {
+        memcpy(io->data, buf, count);
+    } else if (io) {
         io_free(io);
         io = NULL;
     }
     if (!io)
         return st ? st : -ENOMEM;
-    memcpy(io->data, buf, count);
     WRITE4args *wr = &nfs4c_add_op(&io->a, OP_WRITE)->opwrite;
     wr->stateid = sid;
     wr->offset = off;
     wr->stable = (stable_how4)stable;
-    wr->data = opq(io->data, count);
+    wr->data = opq(NULL, 0); /* io_send sends io->data after the encoded COMPOUND */
     return v4_async(c, io);
+}
+
+static int v4_write_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                          const void *buf, uint32_t count, enum nfs_stable stable,
+                          nfs_io_done_fn done, void *arg)
+{
+    return v4_write(c, fh, off, buf, count, stable, false, done, arg);
+}
+
+static int v4_write_async_keep(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                               const void *buf, uint32_t count, enum nfs_stable stable,
+                               nfs_io_done_fn done, void *arg)
+{
+    return v4_write(c, fh, off, buf, count, stable, true, done, arg);
 }
 
 static int v4_commit_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
@@ -1943,6 +1994,8 @@ const struct nfs_client_ops nfs4_client_ops = {
     .close = v4_close,
     .read_async = v4_read_async,
     .write_async = v4_write_async,
+    .write_async_keep = v4_write_async_keep,
+    .read_async_ref = v4_read_async_ref,
     .commit_async = v4_commit_async,
     .getattr_async = v4_getattr_async,
     .create = v4_create,

@@ -558,17 +558,29 @@ struct xfer_req {
     struct xfer *x;
     unsigned slot;
     uint32_t asked;
+    uint32_t pos; /* where in its slot the request's data goes */
     int status;
     struct nfs_io_result res;
+    struct nfs_read_ref ref; /* reads by reference: the reply holding the data */
 };
 
+/* One transfer's requests and buffers; reused batch after batch by nfs_write_range, so
+ * the buffers' pages are faulted in once. */
 struct xfer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned ndone;
     unsigned done_q[NFS_WINDOW_MAX]; /* slots whose request completed, not yet processed */
     struct xfer_req req[NFS_WINDOW_MAX];
+    /* Slot data: writes fill buf; reads leave a chunk in the reply it came in (hold,
+     * data) when one reply brought all of it, and assemble it in buf (allocated on
+     * first need) only when the server answered short. */
     uint8_t *buf[NFS_WINDOW_MAX];
+    struct rpc_reply hold[NFS_WINDOW_MAX];
+    const uint8_t *data[NFS_WINDOW_MAX];
+    bool by_ref;
+    uint32_t chunk;
+    unsigned nslots;
     struct nfs_window w;
     unsigned outstanding; /* requests sent whose completion is not processed yet */
     int error;
@@ -591,14 +603,16 @@ static void xfer_req_done(void *arg, int status, const struct nfs_io_result *res
     pthread_mutex_unlock(&x->mu);
 }
 
-static int xfer_init(struct xfer *x, uint64_t off, uint64_t len, uint32_t chunk, unsigned window)
+/* bufs: allocate every slot's buffer now (writes); reads by reference allocate lazily. */
+static int xfer_init(struct xfer *x, uint32_t chunk, unsigned window, bool bufs)
 {
     memset(x, 0, sizeof(*x));
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
-    nfs_window_init(&x->w, off, len, chunk, window);
-    for (unsigned i = 0; i < x->w.nslots; i++) {
-        if (!(x->buf[i] = malloc(chunk)))
+    x->chunk = chunk ? chunk : 1;
+    x->nslots = window < 1 ? 1 : window > NFS_WINDOW_MAX ? NFS_WINDOW_MAX : window;
+    for (unsigned i = 0; i < x->nslots; i++) {
+        if (bufs && !(x->buf[i] = malloc(x->chunk)))
             return -ENOMEM;
         x->req[i].x = x;
         x->req[i].slot = i;
@@ -606,10 +620,21 @@ static int xfer_init(struct xfer *x, uint64_t off, uint64_t len, uint32_t chunk,
     return 0;
 }
 
+/* Start the range [off, off+len) on an idle transfer. */
+static void xfer_start(struct xfer *x, uint64_t off, uint64_t len)
+{
+    nfs_window_init(&x->w, off, len, x->chunk, x->nslots);
+    x->ndone = x->outstanding = 0;
+    x->error = 0;
+    x->have_verf = x->unstable = x->verf_changed = false;
+}
+
 static void xfer_free(struct xfer *x)
 {
-    for (unsigned i = 0; i < NFS_WINDOW_MAX; i++)
+    for (unsigned i = 0; i < NFS_WINDOW_MAX; i++) {
         free(x->buf[i]);
+        rpc_reply_free(&x->hold[i]);
+    }
     pthread_mutex_destroy(&x->mu);
     pthread_cond_destroy(&x->cv);
 }
@@ -618,6 +643,30 @@ static void xfer_fail(struct xfer *x, int st)
 {
     if (!x->error)
         x->error = st;
+}
+
+/* A read by reference completed: keep its reply as the slot's data when it brought the
+ * whole chunk (or ended at EOF), else copy its bytes into the slot's buffer. */
+static int xfer_take_read(struct xfer *x, struct xfer_req *r)
+{
+    unsigned s = r->slot;
+    uint32_t got = r->res.count;
+    int st = 0;
+    if (r->pos == 0 && (got == r->asked || r->res.eof)) {
+        rpc_reply_free(&x->hold[s]);
+        x->hold[s] = r->ref.hold;
+        x->data[s] = r->ref.data;
+        memset(&r->ref, 0, sizeof(r->ref));
+        return 0;
+    }
+    if (got > r->asked) /* nfs_window_complete refuses it too */
+        st = -EBADMSG;
+    else if (!x->buf[s] && !(x->buf[s] = malloc(x->chunk)))
+        st = -ENOMEM;
+    else if (got)
+        memcpy(x->buf[s] + r->pos, r->ref.data, got);
+    rpc_reply_free(&r->ref.hold);
+    return st;
 }
 
 /* Wait for at least one completion and feed them all to the window. */
@@ -645,9 +694,27 @@ static void xfer_reap(struct xfer *x, bool is_write)
             memcpy(x->verf, r->res.verf, 8);
             x->have_verf = x->unstable = true;
         }
+        if (!is_write && x->by_ref) {
+            int st = xfer_take_read(x, r);
+            if (st) {
+                xfer_fail(x, st);
+                continue;
+            }
+        }
         if (!nfs_window_complete(&x->w, r->slot, r->asked, r->res.count, !is_write && r->res.eof))
             xfer_fail(x, -EBADMSG);
     }
+}
+
+/* Hand a completed head slot to the sink and free its data. */
+static int xfer_deliver_head(struct xfer *x, unsigned s, nfs_sink_fn sink, void *sink_arg)
+{
+    struct nfs_slot *sl = &x->w.slot[s];
+    const uint8_t *data = x->hold[s].buf ? x->data[s] : x->buf[s];
+    int st = sink && sl->len ? sink(sink_arg, sl->off, data, sl->len) : 0;
+    rpc_reply_free(&x->hold[s]);
+    x->data[s] = NULL;
+    return st;
 }
 
 typedef int (*xfer_issue_fn)(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x,
@@ -664,6 +731,7 @@ static int xfer_run(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *
         uint32_t len, pos;
         while (!x->error && nfs_window_next(&x->w, &s, &off, &len, &pos)) {
             x->req[s].asked = len;
+            x->req[s].pos = pos;
             int st = issue(c, fh, x, s, off, len, pos, arg);
             if (st)
                 xfer_fail(x, st);
@@ -673,7 +741,7 @@ static int xfer_run(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *
         bool released = false;
         while (!x->error && nfs_window_head_done(&x->w, &s)) {
             struct nfs_slot *sl = &x->w.slot[s];
-            int st = sink ? sink(sink_arg, sl->off, x->buf[s], sl->len) : 0;
+            int st = xfer_deliver_head(x, s, sink, sink_arg);
             if (st) {
                 xfer_fail(x, st);
                 break;
@@ -703,6 +771,12 @@ static int xfer_run(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *
 static int issue_read(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x, unsigned s,
                       uint64_t off, uint32_t len, uint32_t pos, void *arg)
 {
+    (void)arg;
+    if (x->by_ref) {
+        memset(&x->req[s].ref, 0, sizeof(x->req[s].ref));
+        return c->ops->read_async_ref(c, fh, off, len, &x->req[s].ref, xfer_req_done,
+                                      &x->req[s]);
+    }
     return nfs_read_async(c, fh, off, x->buf[s] + pos, len, xfer_req_done, &x->req[s]);
 }
 
@@ -718,9 +792,13 @@ int nfs_read_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, 
     struct xfer *x = malloc(sizeof(*x));
     if (!x)
         return -ENOMEM;
-    int st = xfer_init(x, off, len, c->rsize, xfer_window(c, o));
-    if (!st)
+    bool by_ref = c->ops->read_async_ref != NULL;
+    int st = xfer_init(x, c->rsize, xfer_window(c, o), !by_ref);
+    x->by_ref = by_ref;
+    if (!st) {
+        xfer_start(x, off, len);
         st = xfer_run(c, fh, x, false, issue_read, NULL, sink, arg, o, done_bytes);
+    }
     xfer_free(x);
     free(x);
     return st;
@@ -740,55 +818,140 @@ static int issue_write(struct nfs_client *c, const struct nfs_fh *fh, struct xfe
         if (st)
             return st;
     }
+    /* the slot's buffer is not reused before this request completes */
+    if (c->ops->write_async_keep)
+        return c->ops->write_async_keep(c, fh, off, x->buf[s] + pos, len, NFS_UNSTABLE,
+                                        xfer_req_done, &x->req[s]);
     return nfs_write_async(c, fh, off, x->buf[s] + pos, len, NFS_UNSTABLE, xfer_req_done,
                            &x->req[s]);
 }
 
-/* UNSTABLE writes of [off, off+len) then COMMIT. *resend: the write verifier changed
- * on the way (a server restart may have lost what it had not committed). */
-static int write_batch(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
-                       struct write_src *src, const struct nfs_xfer_opts *o, uint64_t base,
-                       bool *resend)
+/* UNSTABLE writes of [off, off+len) (the COMMIT is the caller's). */
+static int write_batch(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x,
+                       uint64_t off, uint64_t len, struct write_src *src,
+                       const struct nfs_xfer_opts *o, uint64_t base)
 {
-    struct xfer *x = malloc(sizeof(*x));
-    if (!x)
-        return -ENOMEM;
-    int st = xfer_init(x, off, len, c->wsize, xfer_window(c, o));
+    xfer_start(x, off, len);
     x->progress_base = base;
-    if (!st)
-        st = xfer_run(c, fh, x, true, issue_write, src, NULL, NULL, o, NULL);
-    *resend = false;
-    if (!st && x->unstable) {
+    return xfer_run(c, fh, x, true, issue_write, src, NULL, NULL, o, NULL);
+}
+
+static uint32_t commit_count(uint64_t len) { return len > UINT32_MAX ? 0 : (uint32_t)len; }
+
+/* Write a batch again until a COMMIT shows the verifier its writes saw. */
+static int rewrite_batch(struct nfs_client *c, const struct nfs_fh *fh, struct xfer *x,
+                         uint64_t off, uint64_t len, struct write_src *src,
+                         const struct nfs_xfer_opts *o, uint64_t base)
+{
+    for (int tries = 1; tries < NFS_WRITE_RESENDS; tries++) {
+        log_info("nfs client: the write verifier changed (server restart): writing "
+                 "[%llu, +%llu) again", (unsigned long long)off, (unsigned long long)len);
+        int st = write_batch(c, fh, x, off, len, src, o, base);
+        if (st || !x->unstable)
+            return st;
         struct nfs_io_result r;
-        st = nfs_commit(c, fh, off, len > UINT32_MAX ? 0 : (uint32_t)len, &r);
-        *resend = !st && (x->verf_changed || memcmp(r.verf, x->verf, 8));
+        st = nfs_commit(c, fh, off, commit_count(len), &r);
+        if (st || (!x->verf_changed && !memcmp(r.verf, x->verf, 8)))
+            return st;
     }
-    xfer_free(x);
-    free(x);
+    return 5; /* NFS3ERR_IO: the server keeps losing uncommitted data */
+}
+
+/* The COMMIT of the previous batch runs while the next batch is written, so the
+ * server's flush to disk does not stall the pipeline. */
+struct batch_commit {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool busy, finished;
+    int status;
+    struct nfs_io_result res;
+    uint64_t off, len, base; /* the batch */
+    bool verf_changed;       /* its writes saw two verifiers */
+    uint8_t verf[8];         /* the one they saw last */
+};
+
+static void batch_commit_done(void *arg, int status, const struct nfs_io_result *res)
+{
+    struct batch_commit *b = arg;
+    pthread_mutex_lock(&b->mu);
+    b->status = status;
+    if (res)
+        b->res = *res;
+    b->finished = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* COMMIT [off, +len), whose writes saw verf (and more than one when verf_changed). */
+static int batch_commit_start(struct nfs_client *c, const struct nfs_fh *fh,
+                              struct batch_commit *b, uint64_t off, uint64_t len,
+                              uint64_t base, bool verf_changed, const uint8_t *verf)
+{
+    b->off = off;
+    b->len = len;
+    b->base = base;
+    b->verf_changed = verf_changed;
+    memcpy(b->verf, verf, 8);
+    b->finished = false;
+    int st = nfs_commit_async(c, fh, off, commit_count(len), batch_commit_done, b);
+    b->busy = st == 0;
     return st;
+}
+
+/* Wait for the COMMIT in flight: 0 when its batch is on stable storage, 1 when the
+ * batch must be written again, else a status. */
+static int batch_commit_wait(struct batch_commit *b)
+{
+    if (!b->busy)
+        return 0;
+    pthread_mutex_lock(&b->mu);
+    while (!b->finished)
+        pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    b->busy = false;
+    if (b->status)
+        return b->status;
+    return b->verf_changed || memcmp(b->res.verf, b->verf, 8) ? 1 : 0;
+}
+
+/* Settle the COMMIT in flight, writing its batch again when the server lost it. */
+static int batch_commit_settle(struct nfs_client *c, const struct nfs_fh *fh,
+                               struct batch_commit *b, struct xfer *x, struct write_src *src,
+                               const struct nfs_xfer_opts *o)
+{
+    int st = batch_commit_wait(b);
+    return st == 1 ? rewrite_batch(c, fh, x, b->off, b->len, src, o, b->base) : st;
 }
 
 int nfs_write_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
                     nfs_source_fn source, void *arg, const struct nfs_xfer_opts *o)
 {
     struct write_src src = { source, arg };
-    for (uint64_t done = 0; done < len;) {
+    struct xfer *x = malloc(sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    struct batch_commit b = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+    int st = xfer_init(x, c->wsize, xfer_window(c, o), true);
+    for (uint64_t done = 0; !st && done < len;) {
         uint64_t n = len - done < NFS_WRITE_BATCH ? len - done : NFS_WRITE_BATCH;
-        bool resend = false;
-        int st, tries = 0;
-        for (;;) {
-            st = write_batch(c, fh, off + done, n, &src, o, done, &resend);
-            if (st || !resend || ++tries >= NFS_WRITE_RESENDS)
-                break;
-            log_info("nfs client: the write verifier changed (server restart): writing "
-                     "[%llu, +%llu) again", (unsigned long long)(off + done),
-                     (unsigned long long)n);
-        }
-        if (st)
-            return st;
-        if (resend)
-            return 5; /* NFS3ERR_IO: the server keeps losing uncommitted data */
+        st = write_batch(c, fh, x, off + done, n, &src, o, done);
+        /* this batch's verifier state: a rewrite of the previous one reuses x */
+        bool unstable = x->unstable, verf_changed = x->verf_changed;
+        uint8_t verf[8];
+        memcpy(verf, x->verf, 8);
+        if (!st) /* the previous batch's COMMIT, sent before this batch's writes */
+            st = batch_commit_settle(c, fh, &b, x, &src, o);
+        if (!st && unstable)
+            st = batch_commit_start(c, fh, &b, off + done, n, done, verf_changed, verf);
         done += n;
     }
-    return 0;
+    /* always wait: the completion writes to b, on our stack */
+    int last = st ? batch_commit_wait(&b) : batch_commit_settle(c, fh, &b, x, &src, o);
+    if (!st)
+        st = last;
+    xfer_free(x);
+    free(x);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cv);
+    return st;
 }

@@ -16,6 +16,13 @@
 #include "client/nfs_client.h"
 #include "rpc/clnt.h"
 
+/* A READ whose data is left in the reply instead of being copied out: data points at
+ * res->count bytes inside hold (release with rpc_reply_free). */
+struct nfs_read_ref {
+    const uint8_t *data;
+    struct rpc_reply hold;
+};
+
 struct nfs_client_ops {
     const char *name;
     /* connect and mount: fills c->root, c->rest, c->rsize, c->wsize */
@@ -34,6 +41,16 @@ struct nfs_client_ops {
     int (*write_async)(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
                        const void *buf, uint32_t count, enum nfs_stable stable,
                        nfs_io_done_fn done, void *arg);
+    /* write_async whose buf stays valid (unchanged) until done has run, so it need
+     * not be copied for retransmissions; NULL: write_async serves */
+    int (*write_async_keep)(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                            const void *buf, uint32_t count, enum nfs_stable stable,
+                            nfs_io_done_fn done, void *arg);
+    /* read_async that fills *ref (before done runs, when done sees status 0) instead of
+     * copying into a buffer: the pipelined transfers hand the data on from there */
+    int (*read_async_ref)(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
+                          uint32_t count, struct nfs_read_ref *ref, nfs_io_done_fn done,
+                          void *arg);
     int (*commit_async)(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off,
                         uint32_t count, nfs_io_done_fn done, void *arg);
     int (*getattr_async)(struct nfs_client *c, const struct nfs_fh *fh, nfs_attr_done_fn done,

@@ -2,12 +2,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,12 +74,17 @@ static int64_t now_ms(void)
 
 void rpc_reply_free(struct rpc_reply *rep)
 {
-    if (rep && rep->buf) {
+    if (!rep)
+        return;
+    if (rep->rb)
+        rbuf_put(rep->rb);
+    else
         free(rep->buf);
-        rep->buf = NULL;
-    }
+    rep->rb = NULL;
+    rep->buf = NULL;
 }
 
+/* Unlink the call with this xid (caller holds mu). */
 static struct pending *take_pending(struct rpc_clnt *c, uint32_t xid)
 {
     for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next) {
@@ -113,11 +121,15 @@ static void fail_pending(struct rpc_clnt *c, int status, bool only_expired)
     }
 }
 
-static void deliver(struct rpc_clnt *c, const uint8_t *data, size_t len)
+/* Complete the call a reply record answers; takes the record's buffer reference. The
+ * reply is not copied: it keeps the (shared, refcounted) receive buffer alive until
+ * rpc_reply_free, so a 1 MiB READ is decoded where the socket read put it. */
+static void deliver(struct rpc_clnt *c, struct rec_slice *rec)
 {
     struct rpc_reply rep = { 0 };
-    if (!rpc_parse_reply(data, len, &rep.info)) {
+    if (!rpc_parse_reply(rec->data, rec->len, &rep.info)) {
         log_debug("rpc client: malformed reply dropped");
+        rbuf_put(rec->buf);
         return;
     }
     pthread_mutex_lock(&c->mu);
@@ -125,18 +137,14 @@ static void deliver(struct rpc_clnt *c, const uint8_t *data, size_t len)
     pthread_mutex_unlock(&c->mu);
     if (!p) {
         log_debug("rpc client: reply with unknown xid %#x dropped", rep.info.xid);
+        rbuf_put(rec->buf);
         return;
     }
-    /* the record buffer is shared by several replies: give each its own copy */
-    rep.buf = malloc(len ? len : 1);
-    if (!rep.buf) {
-        p->done(p->arg, -ENOMEM, NULL);
-        free(p);
-        return;
-    }
-    memcpy(rep.buf, data, len);
-    rep.len = len;
-    xdr_dec_init(&rep.res, rep.buf + rep.info.results_off, len - rep.info.results_off, NULL);
+    rep.buf = rec->data;
+    rep.rb = rec->buf;
+    rep.len = rec->len;
+    xdr_dec_init(&rep.res, rep.buf + rep.info.results_off, rep.len - rep.info.results_off,
+                 NULL);
     bool ok = rep.info.reply_stat == RPC_MSG_ACCEPTED && rep.info.accept_stat == RPC_SUCCESS;
     p->done(p->arg, ok ? 0 : -EPROTO, &rep);
     free(p);
@@ -388,8 +396,7 @@ static bool read_replies(struct rpc_clnt *c)
             cb_enqueue(c, &rec);
             continue;
         }
-        deliver(c, rec.data, rec.len);
-        rbuf_put(rec.buf);
+        deliver(c, &rec);
     }
     return st != REC_TOO_BIG;
 }
@@ -432,6 +439,12 @@ static struct rpc_clnt *clnt_start(int fd, int *err)
     c->peer_len = sizeof(c->peer);
     if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
         c->peer_len = 0;
+    if (c->peer_len && c->peer.ss_family != AF_UNIX) {
+        /* each call goes out in one send: Nagle would only hold back the tail of one
+         * behind the ACK of the previous (a small READ call behind a big WRITE) */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     rec_reader_init(&c->rr, CLNT_MAX_REPLY);
     if (getrandom(&c->next_xid, sizeof(c->next_xid), 0) != sizeof(c->next_xid))
         c->next_xid = (uint32_t)now_ms();
@@ -559,9 +572,11 @@ static uint8_t *encode_call(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t
     return NULL;
 }
 
-int rpc_clnt_call_async(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32_t proc,
-                        const struct rpc_cred *cred, rpc_xdr_enc_fn enc, const void *args,
-                        int timeout_ms, rpc_clnt_done_fn done, void *arg)
+/* Register a call before it is sent (its reply may come back at once). 0 and *xid, or
+ * -ENOMEM / -ECONNRESET. From then on the pending entry is the reader's: a dying
+ * connection completes and frees it. */
+static int pending_add(struct rpc_clnt *c, int timeout_ms, rpc_clnt_done_fn done, void *arg,
+                       uint32_t *xid)
 {
     struct pending *p = calloc(1, sizeof(*p));
     if (!p)
@@ -572,33 +587,104 @@ int rpc_clnt_call_async(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32
         free(p);
         return -ECONNRESET;
     }
-    uint32_t xid = p->xid = c->next_xid++;
+    *xid = p->xid = c->next_xid++;
     p->deadline_ms = now_ms() + timeout_ms;
     p->done = done;
     p->arg = arg;
     p->next = c->pending;
-    c->pending = p; /* registered before sending: the reply may come back at once */
+    c->pending = p;
     pthread_mutex_unlock(&c->mu);
-    /* from here on p is the reader's: a dying connection completes and frees it */
+    return 0;
+}
 
+/* The call could not be sent: withdraw it, unless the reader already completed it
+ * (connection failure), in which case its completion has run and 0 is returned. */
+static int pending_withdraw(struct rpc_clnt *c, uint32_t xid, int err)
+{
+    pthread_mutex_lock(&c->mu);
+    struct pending *mine = take_pending(c, xid);
+    pthread_mutex_unlock(&c->mu);
+    if (!mine)
+        return 0;
+    free(mine);
+    return err;
+}
+
+int rpc_clnt_call_async(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32_t proc,
+                        const struct rpc_cred *cred, rpc_xdr_enc_fn enc, const void *args,
+                        int timeout_ms, rpc_clnt_done_fn done, void *arg)
+{
+    uint32_t xid;
+    int err = pending_add(c, timeout_ms, done, arg, &xid);
+    if (err)
+        return err;
     size_t len;
     uint8_t *buf = encode_call(xid, prog, vers, proc, cred, enc, args, &len);
-    int err = buf ? 0 : (len ? -ENOMEM : -EMSGSIZE);
+    err = buf ? 0 : (len ? -ENOMEM : -EMSGSIZE);
     if (buf) {
         pthread_mutex_lock(&c->send_mu);
         err = send_all(c->fd, buf, len);
         pthread_mutex_unlock(&c->send_mu);
         free(buf);
     }
-    if (err) {
-        pthread_mutex_lock(&c->mu);
-        struct pending *mine = take_pending(c, xid);
-        pthread_mutex_unlock(&c->mu);
-        if (!mine)
-            return 0; /* the reader already completed it (connection failure) */
-        free(mine);
+    return err ? pending_withdraw(c, xid, err) : 0;
+}
+
+/* sendmsg until every byte of iov[0..n) is out (iov is consumed). */
+static int send_iov(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t sent = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        while (n > 0 && (size_t)sent >= iov->iov_len) {
+            sent -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + sent;
+            iov->iov_len -= (size_t)sent;
+        }
     }
-    return err;
+    return 0;
+}
+
+int rpc_clnt_call_async_payload(struct rpc_clnt *c, uint32_t prog, uint32_t vers,
+                                uint32_t proc, const struct rpc_cred *cred, rpc_xdr_enc_fn enc,
+                                const void *args, const void *payload, uint32_t payload_len,
+                                int timeout_ms, rpc_clnt_done_fn done, void *arg)
+{
+    static const uint8_t zeros[4];
+    uint32_t pad = (4 - (payload_len & 3)) & 3;
+    if (payload_len > CLNT_MAX_REPLY) /* the server takes no bigger record either */
+        return -EMSGSIZE;
+    uint32_t xid;
+    int err = pending_add(c, timeout_ms, done, arg, &xid);
+    if (err)
+        return err;
+    size_t len;
+    uint8_t *buf = encode_call(xid, prog, vers, proc, cred, enc, args, &len);
+    err = buf ? 0 : (len ? -ENOMEM : -EMSGSIZE);
+    /* the last word encoded is the empty opaque's length: it becomes payload_len */
+    if (buf && (len < 8 || xdr_get_be32(buf + len - 4) != 0))
+        err = -EINVAL;
+    if (!err) {
+        size_t total = len + payload_len + pad;
+        xdr_put_be32(buf, REC_LAST_FRAG | (uint32_t)(total - 4));
+        xdr_put_be32(buf + len - 4, payload_len);
+        struct iovec iov[3] = { { buf, len }, { (void *)payload, payload_len },
+                                { (void *)zeros, pad } };
+        pthread_mutex_lock(&c->send_mu);
+        err = send_iov(c->fd, iov, pad ? 3 : 2);
+        pthread_mutex_unlock(&c->send_mu);
+    }
+    free(buf);
+    return err ? pending_withdraw(c, xid, err) : 0;
 }
 
 struct sync_wait {

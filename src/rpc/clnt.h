@@ -21,6 +21,7 @@
 #include "xdr/xdr.h"
 
 struct rpc_clnt;
+struct rbuf;
 
 struct rpc_clnt *rpc_clnt_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms,
                                   int *err);
@@ -32,10 +33,14 @@ void rpc_clnt_destroy(struct rpc_clnt *c);
 
 typedef bool (*rpc_xdr_enc_fn)(struct xdr_enc *x, const void *args);
 
-/* A received reply; `res` is positioned at the results of an accepted SUCCESS. */
+/* A received reply; `res` is positioned at the results of an accepted SUCCESS. buf
+ * points into the receive buffer the reply arrived in (rb holds a reference to it), so
+ * zero-copy decoded data stays valid until rpc_reply_free. Moving the struct moves the
+ * ownership. */
 struct rpc_reply {
     uint8_t *buf;
     size_t len;
+    struct rbuf *rb; /* NULL: buf is malloc'd */
     struct rpc_reply_info info;
     struct xdr_dec res;
 };
@@ -54,6 +59,17 @@ typedef void (*rpc_clnt_done_fn)(void *arg, int status, struct rpc_reply *rep);
 int rpc_clnt_call_async(struct rpc_clnt *c, uint32_t prog, uint32_t vers, uint32_t proc,
                         const struct rpc_cred *cred, rpc_xdr_enc_fn enc, const void *args,
                         int timeout_ms, rpc_clnt_done_fn done, void *arg);
+
+/* As rpc_clnt_call_async, for arguments that end in a variable-length opaque (a WRITE's
+ * data) whose bytes go out from `payload` instead of being copied into the encoded call:
+ * enc encodes the arguments with that opaque empty, so its length word is the last
+ * thing encoded, and the call carries payload_len bytes (and XDR padding) there.
+ * payload is sent (the kernel has copied it) before the call returns. -EINVAL when the
+ * encoding does not end in an empty opaque. */
+int rpc_clnt_call_async_payload(struct rpc_clnt *c, uint32_t prog, uint32_t vers,
+                                uint32_t proc, const struct rpc_cred *cred, rpc_xdr_enc_fn enc,
+                                const void *args, const void *payload, uint32_t payload_len,
+                                int timeout_ms, rpc_clnt_done_fn done, void *arg);
 
 /*
  * Serve `prog` (all its versions) to calls the server makes on this connection. Its
