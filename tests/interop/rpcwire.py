@@ -14,6 +14,45 @@ def u32(v):
     return struct.pack(">I", v & 0xFFFFFFFF)
 
 
+
+def u64(v):
+    return struct.pack(">Q", v)
+
+
+class Xdr:
+    """A cursor over XDR bytes (d: the bytes, p: the position)."""
+
+    def __init__(self, data):
+        self.d, self.p = data, 0
+
+    def _take(self, fmt, n):
+        (v,) = struct.unpack(fmt, self.d[self.p:self.p + n])
+        self.p += n
+        return v
+
+    def u32(self):
+        return self._take(">I", 4)
+
+    def i32(self):
+        return self._take(">i", 4)
+
+    def u64(self):
+        return self._take(">Q", 8)
+
+    def fixed(self, n):
+        v = self.d[self.p:self.p + n]
+        self.p += (n + 3) & ~3
+        return v
+
+    def opaque(self):
+        return self.fixed(self.u32())
+
+    def bitmap(self):
+        return [self.u32() for _ in range(self.u32())]
+
+    def done(self):
+        return self.p == len(self.d)
+
 def opaque(b):
     return u32(len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
 

@@ -53,36 +53,7 @@ def u32(v):
     return w.u32(v)
 
 
-def u64(v):
-    return struct.pack(">Q", v)
-
-
-class Xdr:
-    """A cursor over XDR bytes."""
-
-    def __init__(self, data):
-        self.b, self.off = data, 0
-
-    def u32(self):
-        (v,) = struct.unpack(">I", self.b[self.off:self.off + 4])
-        self.off += 4
-        return v
-
-    def u64(self):
-        (v,) = struct.unpack(">Q", self.b[self.off:self.off + 8])
-        self.off += 8
-        return v
-
-    def fixed(self, n):
-        v = self.b[self.off:self.off + n]
-        self.off += (n + 3) & ~3
-        return v
-
-    def opaque(self):
-        return self.fixed(self.u32())
-
-    def bitmap(self):
-        return [self.u32() for _ in range(self.u32())]
+u64, Xdr = w.u64, w.Xdr  # also imported from here by test_nfs4_backchannel
 
 
 def chan_attrs(maxreq=1049620, maxresp=1049480, cached=7584, maxops=16, reqs=8):

@@ -8,7 +8,6 @@ or malformed arguments."""
 import argparse
 import os
 import socket
-import struct
 import sys
 import unittest
 
@@ -36,37 +35,7 @@ def u32(v):
     return w.u32(v)
 
 
-def u64(v):
-    return struct.pack(">Q", v)
-
-
-class Xdr:
-    def __init__(self, data):
-        self.d, self.p = data, 0
-
-    def u32(self):
-        (v,) = struct.unpack(">I", self.d[self.p:self.p + 4])
-        self.p += 4
-        return v
-
-    def i32(self):
-        (v,) = struct.unpack(">i", self.d[self.p:self.p + 4])
-        self.p += 4
-        return v
-
-    def u64(self):
-        (v,) = struct.unpack(">Q", self.d[self.p:self.p + 8])
-        self.p += 8
-        return v
-
-    def opaque(self):
-        n = self.u32()
-        v = self.d[self.p:self.p + n]
-        self.p += (n + 3) & ~3
-        return v
-
-    def done(self):
-        return self.p == len(self.d)
+u64, Xdr = w.u64, w.Xdr
 
 
 def lock1(host, fh, oh, uppid, off, length):
