@@ -114,6 +114,15 @@ enum fs_xattr_how { FS_XATTR_EITHER = 0, FS_XATTR_CREATE = 1, FS_XATTR_REPLACE =
 typedef int (*fs_readdir_fn)(void *ctx, const struct fs_dirent *de);
 
 struct fs_export;
+struct fs_watch; /* fs_ops.watch_begin */
+
+/* The protocol layer's side of fs_ops.watch_begin: is the file `key` still delegated?
+ * With `recall`, someone else wants it: start taking the delegations back. */
+#define FS_WATCH_KEY_MAX 64
+struct fs_watch_cb {
+    bool (*held)(void *ctx, const void *key, size_t keylen, bool recall);
+    void *ctx;
+};
 
 struct fs_ops {
     const char *name;
@@ -221,6 +230,26 @@ struct fs_ops {
                      size_t bufsize, size_t *len);
     int (*removexattr)(struct fs_export *ex, const struct fs_cred *cred, const struct fs_fh *fh,
                        const char *name, size_t namelen);
+
+    /*
+     * Optional, both or neither: access to the backing file by others than this server
+     * (local processes), for delegations. A delegated client serves opens, reads, writes
+     * and byte-range locks from its cache, so nobody may open the file behind its back.
+     *
+     * watch_begin, called BEFORE a delegation of the regular file fh is granted, arms a
+     * watch: from then on another process's open of the file waits, and cb->held(ctx,
+     * key, keylen, true) is called (on a backend thread; it must not block) to start the
+     * recall. The open goes ahead once held() answers false (asked again every few ms)
+     * and no watch_begin is pending, or after a bound (45 s, as Linux's
+     * lease-break-time). `exclusive` (a write delegation): fail with -EBUSY when another
+     * process has the file open already. Each success is paired with watch_end once the
+     * grant is decided; the watch then stays while held(ctx, key, keylen, false) says a
+     * delegation remains (asked every few seconds). -EOPNOTSUPP: the backend cannot
+     * watch (e.g. no privilege); other errors: not now.
+     */
+    int (*watch_begin)(struct fs_export *ex, const struct fs_fh *fh, const void *key, size_t keylen,
+                       bool exclusive, const struct fs_watch_cb *cb, struct fs_watch **out);
+    void (*watch_end)(struct fs_watch *w);
 };
 
 extern const struct fs_ops fs_posix_ops;

@@ -43,6 +43,7 @@
 #include "fs/posix_cred.h"
 #include "fs/posix_dircache.h"
 #include "fs/posix_fdcache.h"
+#include "fs/posix_watch.h"
 
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
@@ -1327,6 +1328,55 @@ static int px_statfs(struct fs_export *ex, const struct fs_fh *fh, struct fs_sta
     return 0;
 }
 
+/* ---- watching local opens (delegations) ---- */
+
+/*
+ * Is the file open by no one but this server? A write lease can be taken only when the
+ * only open file description of the inode is the one it is taken on (Linux counts the
+ * inode's readers and writers), so take one on our cached fd and drop it at once. Any
+ * other fd of ours on the file (a lock owner's, an fd being replaced in the cache) makes
+ * the answer "busy" too, which only withholds a delegation.
+ */
+static int px_probe_exclusive(struct fs_export *ex, const struct fs_fh *fh)
+{
+    struct fdc_entry *e;
+    int err = px_get(ex, fh, FDC_READ, WANT_REG, &e, NULL);
+    if (!err && (err = px_cred_root()) != 0) /* F_SETLEASE: the owner, or CAP_LEASE */
+        fdc_put(e);
+    if (err)
+        return err;
+    if (fcntl(e->fd, F_SETLEASE, F_WRLCK) < 0)
+        err = errno == EAGAIN || errno == EBUSY ? -EBUSY : -EOPNOTSUPP;
+    else
+        fcntl(e->fd, F_SETLEASE, F_UNLCK);
+    fdc_put(e);
+    return err;
+}
+
+static int px_watch_begin(struct fs_export *ex, const struct fs_fh *fh, const void *key, size_t keylen,
+                          bool exclusive, const struct fs_watch_cb *cb, struct fs_watch **out)
+{
+    int fd = px_open_by_handle(ex, fh, O_PATH);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    int err = fstat(fd, &st) < 0 ? -errno : 0;
+    if (!err && (!S_ISREG(st.st_mode) || st.st_dev != ex->dev || st.st_nlink == 0))
+        err = S_ISREG(st.st_mode) ? -ESTALE : -EINVAL;
+    if (err) {
+        close(fd);
+        return err;
+    }
+    /* The mark first: an open between the probe and the mark would go unseen. */
+    if ((err = pxw_begin(fd, &st, key, keylen, cb, out)) != 0)
+        return err;
+    if (exclusive && (err = px_probe_exclusive(ex, fh)) != 0) {
+        pxw_end(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
 const struct fs_ops fs_posix_ops = {
     .name = "posix",
     .export_open = px_export_open,
@@ -1357,4 +1407,6 @@ const struct fs_ops fs_posix_ops = {
     .setxattr = px_setxattr,
     .listxattr = px_listxattr,
     .removexattr = px_removexattr,
+    .watch_begin = px_watch_begin,
+    .watch_end = pxw_end,
 };

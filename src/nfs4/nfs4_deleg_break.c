@@ -29,3 +29,10 @@ bool nfs4_deleg_break(struct nfs4_server *s, const struct export *ex, const stru
 {
     return nfs4_deleg_active(s) && nfs4_deleg_break_file(s, ex, fh, write);
 }
+
+/* A local process opens a file the backend watches for us: is it still delegated? */
+bool nfs4_deleg_watch_held(void *ctx, const void *key, size_t keylen, bool recall)
+{
+    struct nfs4_server *s = ctx;
+    return state_deleg_held(s->state, key, keylen, recall);
+}

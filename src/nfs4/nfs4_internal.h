@@ -67,6 +67,7 @@ struct nfs4_server {
     unsigned notify_count;
     bool notify_closing;
     struct nfs4_counters counters; /* updated with relaxed atomics */
+    struct fs_watch_cb deleg_watch; /* the backends' open watchers ask state/ (nfs4_open.c) */
 };
 
 /* A filehandle as a COMPOUND holds it: a pseudo-fs directory or an object of an export,
@@ -286,6 +287,9 @@ NFS4_OP(getxattr); NFS4_OP(setxattr); NFS4_OP(listxattrs); NFS4_OP(removexattr);
 NFS4_OP(open); NFS4_OP(open_confirm); NFS4_OP(open_downgrade); NFS4_OP(close); NFS4_OP(openattr);
 /* nfs4_lock.c */
 NFS4_OP(lock); NFS4_OP(lockt); NFS4_OP(locku); NFS4_OP(release_lockowner);
+/* nfs4_deleg_break.c: fs_watch_cb.held for the backends' open watchers */
+bool nfs4_deleg_watch_held(void *ctx, const void *key, size_t keylen, bool recall);
+
 /* nfs4_deleg.c */
 NFS4_OP(delegreturn); NFS4_OP(delegpurge);
 /* nfs4_client.c */

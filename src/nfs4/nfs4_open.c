@@ -413,27 +413,66 @@ static nfsstat4 nfs4_open_truncate(struct nfs4_open *o)
 /* ---- delegations ---- */
 
 /*
- * What to offer: read delegations for read-only opens; state/ decides whether policy
- * allows it (callback path up, no conflicting opens, not in grace).
+ * What to offer: a read delegation for a read-only open, a write delegation for a write
+ * open, unless the client asked otherwise; state/ decides whether policy allows it
+ * (callback path up, no conflicting opens, not in grace).
  *
- * No write delegations: a client holding one keeps its byte-range locks and writes to
- * itself (Linux caches locks under any delegated open), and a userspace server learns of
- * a local process's open or lock of the file only when it tries it, so local processes
- * would no longer be excluded by the client's locks. (knfsd can break its delegations
- * through kernel leases; a write delegation needs the same here first.)
+ * A delegated client serves opens, reads, writes and byte-range locks from its cache
+ * (Linux keeps its locks to itself under a delegated open), so local processes on the
+ * server must not get at the file unseen either: the backend's open watcher holds their
+ * opens and has the delegation recalled first (fs_ops.watch_begin). Write delegations
+ * need it (and that no local process has the file open); read delegations are offered
+ * without it where the backend cannot watch, as before.
  */
 static enum state_deleg_type nfs4_open_want_deleg(const struct nfs4_open *o)
 {
     if (o->c->srv->cfg.no_delegations)
         return STATE_DELEG_NONE;
     bool write = (o->access & OPEN4_SHARE_ACCESS_WRITE) != 0;
+    bool watchable = o->file.kind == NFS4_FH_EXPORT && o->file.ex->ops->watch_begin;
     switch (o->want) {
     case OPEN4_SHARE_ACCESS_WANT_NO_DELEG:
     case OPEN4_SHARE_ACCESS_WANT_CANCEL:
         return STATE_DELEG_NONE;
-    default:
+    case OPEN4_SHARE_ACCESS_WANT_READ_DELEG:
         return write ? STATE_DELEG_NONE : STATE_DELEG_READ;
+    default:
+        return !write ? STATE_DELEG_READ : watchable ? STATE_DELEG_WRITE : STATE_DELEG_NONE;
     }
+}
+
+/*
+ * Arm the backend's open watcher before a delegation may be granted (the grant's
+ * caller ends it with nfs4_open_watch_end); returns what may still be offered. A
+ * reclaim (CLAIM_PREVIOUS) gets its delegation back either way.
+ */
+static enum state_deleg_type nfs4_open_watch_begin(struct nfs4_open *o, enum state_deleg_type want,
+                                                   bool reclaim, struct fs_watch **w)
+{
+    *w = NULL;
+    if (want == STATE_DELEG_NONE)
+        return want;
+    const struct nfs4_fh *f = &o->file;
+    struct nfs4_server *srv = o->c->srv;
+    if (!f->ex->ops->watch_begin)
+        return want == STATE_DELEG_WRITE && !reclaim ? STATE_DELEG_NONE : want;
+    if (!reclaim && !state_deleg_offerable(srv->state, o->client))
+        return STATE_DELEG_NONE; /* spare the backend the preparations */
+    size_t klen;
+    const void *key = nfs4_file_key(f, &klen);
+    bool exclusive = want == STATE_DELEG_WRITE && !reclaim;
+    int err = NFS4_FS(f, watch_begin, &f->fh, key, klen, exclusive, &srv->deleg_watch, w);
+    if (err == 0 || reclaim)
+        return want;
+    if (err == -EOPNOTSUPP && want == STATE_DELEG_READ)
+        return want; /* unwatched, as where the backend cannot watch at all */
+    return STATE_DELEG_NONE;
+}
+
+static void nfs4_open_watch_end(struct nfs4_open *o, struct fs_watch *w)
+{
+    if (w)
+        o->file.ex->ops->watch_end(w);
 }
 
 static const char nfs4_everyone[] = "EVERYONE@";
@@ -523,8 +562,14 @@ static nfsstat4 nfs4_open_state(struct nfs4_open *o)
         nfs4_stateid_to_state(o->deleg_stateid, &deleg_sid);
         sa.deleg_stateid = &deleg_sid;
     }
+    struct fs_watch *watch;
+    if (o->claim == STATE_CLAIM_PREVIOUS) /* state/ then grants reclaim_deleg only */
+        sa.reclaim_deleg = nfs4_open_watch_begin(o, sa.reclaim_deleg, true, &watch);
+    else
+        sa.want_deleg = nfs4_open_watch_begin(o, sa.want_deleg, false, &watch);
     struct state_open_res sr;
     enum state_status st = state_open(c->srv->state, &sa, &sr);
+    nfs4_open_watch_end(o, watch);
     if (st != STATE_OK)
         return nfs4_state_status(st);
 

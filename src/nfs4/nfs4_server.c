@@ -72,6 +72,7 @@ int nfs4_server_create(struct nfs4_server **out, const struct export_table *expo
         free(s);
         return -ENOMEM;
     }
+    s->deleg_watch = (struct fs_watch_cb){.held = nfs4_deleg_watch_held, .ctx = s};
     nfs4_lock_notify_init(s);
     err = nfs4_cb_start(s); /* initialises cb_lock and cb_cond */
     if (err) {

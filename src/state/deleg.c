@@ -132,6 +132,29 @@ bool state_deleg_break_for_file(struct state_server *ss, const void *file_key,
     return state_deleg_conflicts(ss, file_key, file_key_len, NULL, write) == STATE_ERR_DELAY;
 }
 
+bool state_deleg_held(struct state_server *ss, const void *file_key, size_t file_key_len, bool recall)
+{
+    st_lock(ss);
+    bool held = false;
+    struct state_file *f = file_get_locked(ss, file_key, file_key_len, false);
+    if (f) {
+        if (recall)
+            deleg_conflicts_locked(ss, f, NULL, true);
+        held = !dlist_empty(&f->delegs);
+        file_put_locked(f);
+    }
+    st_unlock(ss);
+    return held;
+}
+
+bool state_deleg_offerable(struct state_server *ss, struct state_client *c)
+{
+    st_lock(ss);
+    bool ok = ss->p.delegations && !ss->in_grace && client_cb_up_locked(c);
+    st_unlock(ss);
+    return ok;
+}
+
 unsigned state_deleg_count(struct state_server *ss)
 {
     return atomic_load_explicit(&ss->ndelegs, memory_order_relaxed);

@@ -734,6 +734,14 @@ enum state_status state_deleg_conflicts(struct state_server *ss, const void *fil
  * (answer NFS3ERR_JUKEBOX / NLM4_DENIED_GRACE_PERIOD and let the client retry). */
 bool state_deleg_break_for_file(struct state_server *ss, const void *file_key,
                                 size_t file_key_len, bool write);
+/* The backend's open watcher (fs_watch_cb.held): is the file still delegated (revoked
+ * delegations do not count)? With `recall`, a local process wants to open it: every
+ * delegation of the file conflicts (its open mode is unknown), courtesy holders are
+ * expired, live ones recalled. */
+bool state_deleg_held(struct state_server *ss, const void *file_key, size_t file_key_len, bool recall);
+/* Could `c` be granted a delegation now (enabled, not in grace, callback path up)? A
+ * hint for the caller's preparations (the grant decides again under the lock). */
+bool state_deleg_offerable(struct state_server *ss, struct state_client *c);
 /* How many delegations exist (granted and not yet freed; revoked ones count until
  * freed). One relaxed atomic load, no lock: non-NFSv4 accessors call it on every
  * READ/WRITE and skip state_deleg_break_for_file while it is 0. A grant racing with

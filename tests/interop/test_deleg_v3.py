@@ -17,6 +17,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 import unittest
 
@@ -34,8 +35,9 @@ OP_EXCHANGE_ID, OP_CREATE_SESSION, OP_SEQUENCE, OP_RECLAIM_COMPLETE = 42, 43, 53
 CB_OP_RECALL, CB_OP_SEQUENCE, CB_OP_NOTIFY_LOCK = 4, 11, 13
 NFS4_OK = 0
 SHARE_ACCESS_READ, SHARE_ACCESS_WRITE = 1, 2
-WANT_READ_DELEG, WANT_WRITE_DELEG = 0x0100, 0x0200
+WANT_READ_DELEG, WANT_WRITE_DELEG, WANT_NO_DELEG = 0x0100, 0x0200, 0x0400
 OPEN_DELEGATE_NONE, OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE, OPEN_DELEGATE_NONE_EXT = 0, 1, 2, 3
+WND4_CONTENTION, WND4_RESOURCE = 1, 2
 CREATE_SESSION4_FLAG_CONN_BACK_CHAN = 0x2
 SEQ4_STATUS_CB_PATH_DOWN = 0x1
 
@@ -226,8 +228,9 @@ class Nfs41Client:
         x.u32(), x.u32()
         return x.opaque()
 
-    def open(self, dir_fh, name, access, want):
-        """OPEN (no create, deny none) + GETFH -> (open stateid, deleg type, deleg stateid, fh)."""
+    def open(self, dir_fh, name, access, want, refusal_ok=False):
+        """OPEN (no create, deny none) + GETFH -> (open stateid, deleg type, deleg stateid, fh).
+        A refused delegation (OPEN_DELEGATE_NONE_EXT) raises unless refusal_ok."""
         owner = u64(self.clientid) + w.opaque(b"open-owner")
         args = (u32(OP_OPEN) + u32(0) + u32(access | want) + u32(0) + owner + u32(0) + u32(0) +
                 w.opaque(name.encode()))
@@ -253,7 +256,10 @@ class Nfs41Client:
             x.u32(), x.u32(), x.u32(), x.opaque()  # nfsace4
         elif dtype == OPEN_DELEGATE_NONE_EXT:
             why = x.u32()
-            raise AssertionError(f"no delegation: why {why}, sequence flags {self.seq_flags:#x}")
+            if why in (WND4_CONTENTION, WND4_RESOURCE):
+                x.u32()  # ond_server_will_push_deleg
+            if not refusal_ok:
+                raise AssertionError(f"no delegation: why {why}, sequence flags {self.seq_flags:#x}")
         x.u32(), x.u32()  # GETFH
         return open_sid, dtype, deleg_sid, x.opaque()
 
@@ -388,15 +394,65 @@ class DelegVsV3(unittest.TestCase):
         self.assertEqual(os.path.getsize(os.path.join(self.srv.export, "s1")), 0)
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
-    def test_write_open_gets_no_delegation(self):
-        # Policy: no write delegations (a client would keep its locks to itself, out of
-        # sight of local processes); v3 READ and NLM locks then never wait for a recall.
+    def test_write_delegation_recalled_by_v3_read_and_nlm(self):
         self.make_file("r1")
-        open_sid, dtype, deleg_sid, fh = self.v4.open(self.root, "r1", SHARE_ACCESS_READ | SHARE_ACCESS_WRITE, 0)
-        self.assertNotIn(dtype, (OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE))
+        open_sid, deleg_sid, fh = self.open_delegated("r1", write=True)
+        # the holder may have cached writes: reading and shared locks conflict too
+        self.assertEqual(self.v3_read(fh), NFS3ERR_JUKEBOX, self.srv.read_log())
+        self.expect_recall(deleg_sid, fh)
+        self.assertEqual(self.nlm_lock(fh, exclusive=False), NLM4_DENIED_GRACE_PERIOD)
+        self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
         self.assertEqual(self.v3_read(fh), NFS3_OK)
         self.assertEqual(self.nlm_lock(fh, exclusive=False), NLM4_GRANTED)
         self.assertEqual(self.nlm_unlock(fh), NLM4_GRANTED)
+        self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
+
+    # ---- local processes on the server (the open watcher needs CAP_SYS_ADMIN) ----
+
+    def local_open_in_thread(self, name, mode):
+        """Open the backing file as a local process would, in a thread; returns the thread
+        and the list its result lands in (the time the open returned)."""
+        done = []
+
+        def run():
+            with open(os.path.join(self.srv.export, name), mode):
+                done.append(time.monotonic())
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t, done
+
+    @unittest.skipUnless(os.geteuid() == 0, "fanotify permission events need root")
+    def test_local_open_waits_for_delegation_return(self):
+        for write, name in ((False, "lr1"), (True, "lw1")):
+            with self.subTest(write=write):
+                self.make_file(name)
+                open_sid, deleg_sid, fh = self.open_delegated(name, write=write)
+                t, done = self.local_open_in_thread(name, "rb")
+                self.expect_recall(deleg_sid, fh)
+                time.sleep(0.3)
+                self.assertEqual(done, [], "the local open waits while the delegation is out")
+                returned = time.monotonic()
+                self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
+                t.join(10)
+                self.assertEqual(len(done), 1, "the local open goes ahead after DELEGRETURN")
+                self.assertGreaterEqual(done[0], returned)
+                self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
+
+    @unittest.skipUnless(os.geteuid() == 0, "write delegations need the open watcher (root)")
+    def test_no_write_delegation_while_open_locally(self):
+        self.make_file("busy1")
+        with open(os.path.join(self.srv.export, "busy1"), "rb"):
+            open_sid, dtype, _, fh = self.v4.open(self.root, "busy1", SHARE_ACCESS_READ | SHARE_ACCESS_WRITE,
+                                                  WANT_WRITE_DELEG, refusal_ok=True)
+            self.assertNotIn(dtype, (OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE),
+                             "a local process has the file open: no write delegation")
+            self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
+        # once it is closed, the same open is delegated, and the server's own opens of the
+        # file (NFSv4 READ and WRITE through its fd cache) do not recall it
+        open_sid, deleg_sid, fh = self.open_delegated("busy1", write=True)
+        self.assertEqual(self.v4.cb_calls, 0)
+        self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
     def test_v3_remove_and_rename_recall(self):

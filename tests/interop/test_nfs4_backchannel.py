@@ -28,7 +28,7 @@ import rpcwire as w  # noqa: E402
 from peernfsd_proc import Peernfsd  # noqa: E402
 from test_deleg_v3 import (  # noqa: E402
     CB_PROG, NFS4_OK, OP_GETFH, OP_OPEN, OP_PUTFH, OPEN_DELEGATE_NONE, OPEN_DELEGATE_NONE_EXT,
-    OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE, WANT_READ_DELEG,
+    OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE, WANT_NO_DELEG, WANT_READ_DELEG,
     Nfs41Client, Xdr, u32, u64)
 
 LEASE = 10
@@ -327,7 +327,8 @@ class BackChannel(unittest.TestCase):
         self.make_file("nl")
         rw = SHARE_ACCESS_READ | SHARE_ACCESS_WRITE
         holder, waiter = self.client("holder"), self.client("waiter")
-        h = holder.open2(holder.root_fh(self.srv.export), "nl", rw, 0)
+        # no write delegation for the holder: the waiter's OPEN would wait for its recall
+        h = holder.open2(holder.root_fh(self.srv.export), "nl", rw, WANT_NO_DELEG)
         o = waiter.open2(waiter.root_fh(self.srv.export), "nl", rw, 0)
         self.assertEqual((h.status, o.status), (NFS4_OK, NFS4_OK))
         self.assertTrue(o.rflags & OPEN4_RESULT_MAY_NOTIFY_LOCK, f"OPEN rflags {o.rflags:#x}")
