@@ -49,8 +49,36 @@ again:
     return conflict ? STATE_ERR_DELAY : STATE_OK;
 }
 
+/*
+ * The client `c` opens the file under open owner `o` while it holds a write delegation
+ * of it: a client that knows of its delegation opens under it without asking (or with
+ * CLAIM_DELEGATE_CUR), so this is a part of the client that does not know. Linux mounts
+ * of one server with nosharecache are that: one client id, but each mount has its own
+ * inodes, and the delegation's cached locks and writes live in the other mount's. Such
+ * an open recalls the delegation unless `o` has the file open already (the holder's own
+ * owner racing its grant).
+ */
+enum state_status deleg_conflicts_own_locked(struct state_server *ss, struct state_file *f,
+                                             struct state_client *c, struct state_owner *o)
+{
+    bool conflict = false;
+    for (struct dlist *p = f->delegs.next; p != &f->delegs; p = p->next) {
+        struct state_stid *d = container_of(p, struct state_stid, file_link);
+        if (d->client != c || d->dtype != STATE_DELEG_WRITE)
+            continue;
+        for (struct dlist *q = f->opens.next; q != &f->opens; q = q->next)
+            if (container_of(q, struct state_stid, file_link)->owner == o)
+                return STATE_OK;
+        conflict = true;
+        if (!d->recalling)
+            recall_start_locked(ss, d);
+    }
+    return conflict ? STATE_ERR_DELAY : STATE_OK;
+}
+
 /* Policy: a read delegation when no other client has the file open for write, a write
- * delegation (asked for, with a write open) when no other client has it open at all;
+ * delegation (asked for, with a write open) when nobody else has it open at all (no
+ * other client, and no other open owner of this one: deleg_conflicts_own_locked);
  * never while the callback path is down, a recall is pending on the file, or during
  * grace. A reclaim (CLAIM_PREVIOUS) gets what it held. Returns a referenced stid. */
 struct state_stid *deleg_try_grant_locked(struct state_server *ss, struct state_stid *open,
@@ -73,6 +101,8 @@ struct state_stid *deleg_try_grant_locked(struct state_server *ss, struct state_
             if (x->client != c) {
                 others_open = true;
                 others_write |= (x->share_access & STATE_SHARE_ACCESS_WRITE) != 0;
+            } else if (x->owner != open->owner) {
+                others_open = true; /* see deleg_conflicts_own_locked */
             }
         }
         if (want == STATE_DELEG_WRITE && (!(open->share_access & STATE_SHARE_ACCESS_WRITE) || others_open))

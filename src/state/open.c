@@ -306,6 +306,9 @@ enum state_status state_open(struct state_server *ss, const struct state_open_ar
     do {
         if ((st = deleg_conflicts_locked(ss, f, c, touches_write)) != STATE_OK)
             goto out;
+        if (args->claim != STATE_CLAIM_DELEGATE_CUR && args->claim != STATE_CLAIM_PREVIOUS &&
+            (st = deleg_conflicts_own_locked(ss, f, c, o)) != STATE_OK)
+            goto out;
         if (share_conflict_locked(ss, f, o, args->share_access, args->share_deny, &restart)) {
             st = STATE_ERR_SHARE_DENIED;
             goto out;

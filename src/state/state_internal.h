@@ -305,6 +305,8 @@ void owner_put_locked(struct state_owner *o);
 /* deleg.c */
 enum state_status deleg_conflicts_locked(struct state_server *ss, struct state_file *f,
                                          struct state_client *asking, bool want_write);
+enum state_status deleg_conflicts_own_locked(struct state_server *ss, struct state_file *f,
+                                             struct state_client *c, struct state_owner *o);
 void deleg_tick_locked(struct state_server *ss, uint64_t now);
 bool deleg_recall_pending_locked(struct state_file *f);
 struct state_stid *deleg_try_grant_locked(struct state_server *ss, struct state_stid *open,
