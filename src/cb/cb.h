@@ -80,6 +80,8 @@ struct cb_result {
     bool path_failed;    /* the callback path is broken: 4.1: the session's back channel was
                             marked down (state_session_cb_path_down); 4.0: the connection
                             was dropped. The caller decides what that means for its state. */
+    bool has_attrs;      /* CB_GETATTR answered NFS4_OK with both change and size: */
+    uint64_t change, size;
 };
 
 /* Runs exactly once for every accepted call, on the service thread. It may submit new
@@ -105,6 +107,10 @@ int cb_null(struct cb_service *svc, const struct cb_target *t, cb_done_fn done, 
 int cb_recall(struct cb_service *svc, const struct cb_target *t, const struct state_stateid *stateid,
               bool truncate, const void *fh, size_t fh_len, cb_done_fn done, void *ctx);
 
+/* CB_GETATTR (RFC 8881 20.1, RFC 7530 16.2.3... for 4.0): the holder of a write delegation
+ * on fh reports the file's change and size (cb_result.has_attrs, change, size). */
+int cb_getattr(struct cb_service *svc, const struct cb_target *t, const void *fh, size_t fh_len,
+               cb_done_fn done, void *ctx);
 /* CB_RECALL_ANY (RFC 8881 20.6, 4.1+): keep at most objects_to_keep of the kinds in
  * type_mask (bit numbers RCA4_TYPE_MASK_*, below 32). */
 int cb_recall_any(struct cb_service *svc, const struct cb_target *t, uint32_t objects_to_keep,
@@ -144,6 +150,8 @@ struct cb_reply {
     CB_SEQUENCE4resok seq;    /* when has_seq && seq_status == NFS4_OK */
     uint32_t last_op;         /* op number of the last result (0 when none) */
     nfsstat4 last_status;
+    bool has_attrs;           /* a CB_GETATTR result with change and size */
+    uint64_t change, size;
 };
 
 /* Decodes a CB_COMPOUND4res answering ops[0..nops) (their op numbers, CB_SEQUENCE

@@ -147,6 +147,11 @@ static void call_finish(struct cb_service *svc, struct cb_call *call, int err, n
                         bool path_failed)
 {
     struct cb_result r = {.err = err, .status = status, .path_failed = path_failed};
+    if (err == 0 && call->reply_ok && call->reply.has_attrs) {
+        r.has_attrs = true;
+        r.change = call->reply.change;
+        r.size = call->reply.size;
+    }
     if (err)
         STAT_ADD(svc, failures, 1);
     call->done(call->ctx, &r);
@@ -851,6 +856,18 @@ int cb_recall(struct cb_service *svc, const struct cb_target *t, const struct st
     memcpy(op.opcbrecall.stateid.other, stateid->other, sizeof(op.opcbrecall.stateid.other));
     op.opcbrecall.truncate = truncate;
     op.opcbrecall.fh = (nfs_fh4){(uint32_t)fh_len, fh};
+    return cb_compound(svc, t, &op, 1, done, ctx);
+}
+
+int cb_getattr(struct cb_service *svc, const struct cb_target *t, const void *fh, size_t fh_len,
+               cb_done_fn done, void *ctx)
+{
+    if (!fh || fh_len == 0 || fh_len > NFS4_FHSIZE)
+        return -EINVAL;
+    uint32_t mask = 1u << 3 | 1u << 4; /* change, size */
+    nfs_cb_argop4 op = {.argop = OP_CB_GETATTR};
+    op.opcbgetattr.fh = (nfs_fh4){(uint32_t)fh_len, fh};
+    op.opcbgetattr.attr_request = (bitmap4){1, &mask};
     return cb_compound(svc, t, &op, 1, done, ctx);
 }
 

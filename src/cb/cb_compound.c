@@ -38,6 +38,7 @@ static nfsstat4 result_status(const nfs_cb_resop4 *r)
 {
     switch (r->resop) {
     case OP_CB_SEQUENCE: return r->opcbsequence.csr_status;
+    case OP_CB_GETATTR: return r->opcbgetattr.status;
     case OP_CB_RECALL: return r->opcbrecall.status;
     case OP_CB_RECALL_ANY: return r->opcbrecall_any.crar_status;
     case OP_CB_NOTIFY_LOCK: return r->opcbnotify_lock.cnlr_status;
@@ -46,6 +47,27 @@ static nfsstat4 result_status(const nfs_cb_resop4 *r)
      * so result_matches() has refused them already. */
     default: return NFS4ERR_SERVERFAULT;
     }
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* change (attribute 3) and size (4) from a CB_GETATTR result, which must carry both and
+ * nothing numbered below them (attributes come in number order). Anything after them
+ * is ignored. */
+static void getattr_result(const fattr4 *a, struct cb_reply *out)
+{
+    const uint32_t want = 1u << 3 | 1u << 4;
+    if (a->attrmask.len == 0 || (a->attrmask.val[0] & 0x1fu) != want || a->attr_vals.len < 16)
+        return;
+    out->has_attrs = true;
+    out->change = get_be64(a->attr_vals.val);
+    out->size = get_be64(a->attr_vals.val + 8);
 }
 
 bool cb_reply_decode(struct xdr_dec *x, const uint32_t *ops, unsigned nops, struct cb_reply *out)
@@ -82,6 +104,8 @@ bool cb_reply_decode(struct xdr_dec *x, const uint32_t *ops, unsigned nops, stru
             if (st == NFS4_OK)
                 out->seq = r.opcbsequence.csr_resok4;
         }
+        if (r.resop == OP_CB_GETATTR && st == NFS4_OK)
+            getattr_result(&r.opcbgetattr.resok4.obj_attributes, out);
         out->last_op = r.resop;
         out->last_status = st;
         if (st != NFS4_OK && i + 1 < n)

@@ -69,7 +69,8 @@
     X(CLONE_BLKSIZE, 2, A_R, m, w)              \
     X(CHANGE_ATTR_TYPE, 2, A_R, m, w)           \
     X(MODE_UMASK, 2, A_W, m, w)                 \
-    X(XATTR_SUPPORT, 2, A_R, m, w)
+    X(XATTR_SUPPORT, 2, A_R, m, w)              \
+    X(OPEN_ARGUMENTS, 2, A_R, m, w)
 
 #define ATTR_BIT_IN_WORD(a, w) ((NFS4_ATTR_##a) / 32 == (w) ? 1u << ((NFS4_ATTR_##a) % 32) : 0u)
 #define ATTR_IF(a, minv, acc, m, w, want) | ((minv) <= (m) && ((acc) & (want)) ? ATTR_BIT_IN_WORD(a, w) : 0u)
@@ -93,6 +94,29 @@ static const uint32_t attr_exclcreat[3][NFS4_ATTR_WORDS] = {
     EXCL_WORDS(1),
     EXCL_WORDS(2),
 };
+
+/*
+ * open_arguments (RFC 9754 section 3): which OPEN arguments this server takes, each a
+ * bitmap4 of the values of its open_args_* enum: share access READ, WRITE, BOTH; every
+ * deny mode; the delegation wants READ, WRITE, ANY, NO_DELEG and CANCEL (the
+ * OPEN4_SHARE_ACCESS_WANT_* values >> 8; no timestamps or OPEN_XOR_DELEGATION); claims
+ * NULL, PREVIOUS, DELEGATE_CUR, FH and DELEG_CUR_FH (the _PREV ones answer NOTSUPP); all
+ * four create modes.
+ */
+static bool enc_open_arguments(struct xdr_enc *x)
+{
+    static const uint32_t words[5] = {
+        1u << 1 | 1u << 2 | 1u << 3,                      /* oa_share_access */
+        1u << 0 | 1u << 1 | 1u << 2 | 1u << 3,            /* oa_share_deny */
+        1u << 1 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 5,  /* oa_share_access_want */
+        1u << 0 | 1u << 1 | 1u << 2 | 1u << 4 | 1u << 5,  /* oa_open_claim */
+        1u << 0 | 1u << 1 | 1u << 2 | 1u << 3,            /* oa_create_mode */
+    };
+    bool ok = true;
+    for (unsigned i = 0; ok && i < 5; i++)
+        ok = xdr_enc_u32(x, 1) && xdr_enc_u32(x, words[i]);
+    return ok;
+}
 
 /* Largest fattr4 we can produce: every attribute, a maximal filehandle and owners. */
 #define ATTR_ENCODED_MAX 2048
@@ -405,6 +429,9 @@ static int enc_attr(struct xdr_enc *x, unsigned attr, const struct nfs4_attr_src
         break;
     case NFS4_ATTR_XATTR_SUPPORT:
         ok = xdr_enc_bool(x, src->xattr_support);
+        break;
+    case NFS4_ATTR_OPEN_ARGUMENTS:
+        ok = enc_open_arguments(x);
         break;
     default: /* not readable: attr_reply_bits refused it */
         return NFS4ATTR_ERR_SERVERFAULT;

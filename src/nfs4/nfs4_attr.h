@@ -24,7 +24,7 @@
  *        space_free space_total space_used time_access time_access_set time_delta
  *        time_metadata time_modify time_modify_set mounted_on_fileid
  *   4.1  + fs_layout_types layout_blksize mode_set_masked suppattr_exclcreat
- *   4.2  + clone_blksize change_attr_type mode_umask xattr_support
+ *   4.2  + clone_blksize change_attr_type mode_umask xattr_support open_arguments
  * Not supported: acl (we have no ACLs: aclsupport is 0, and, as knfsd does on file
  * systems without ACLs, acl is left out of supported_attrs so that GETATTR and SETATTR
  * agree), archive, hidden, system, mimetype, quota_*, time_backup, time_create,
@@ -129,6 +129,7 @@ enum nfs4_attr_num {
     NFS4_ATTR_SEC_LABEL = 80,
     NFS4_ATTR_MODE_UMASK = 81,   /* RFC 8275 */
     NFS4_ATTR_XATTR_SUPPORT = 82, /* RFC 8276 */
+    NFS4_ATTR_OPEN_ARGUMENTS = 86, /* RFC 9754 */
 };
 
 /* Bitmap words that can hold a bit we know (attributes 0..95). */

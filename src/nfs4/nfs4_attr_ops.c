@@ -73,12 +73,42 @@ static nfsstat4 nfs4_attr_status(struct nfs4_compound *c, int err)
 }
 
 /* GETATTR encodes the fattr4 straight into the reply. */
+/*
+ * Another client holds a write delegation of the file: it may have written data we have
+ * not seen, so a GETATTR of size or change waits (DELAY) for its CB_GETATTR answer
+ * (RFC 8881 10.4.3, state_deleg_getattr). If the holder reports a change, the reply shows
+ * its size and the time of its answer as mtime and ctime (so a new change value), as a
+ * kernel server stamps the file. 4.0 requests name no client (the holder's own GETATTR
+ * would wait for itself), so only 4.1+ ask.
+ */
+static nfsstat4 nfs4_getattr_write_deleg(struct nfs4_compound *c, const bitmap4 *req, struct stat *st)
+{
+    const uint32_t asked = 1u << FATTR4_CHANGE | 1u << FATTR4_SIZE;
+    if (c->minor == 0 || c->cur.kind != NFS4_FH_EXPORT || !S_ISREG(st->st_mode) || req->len == 0 ||
+        !(req->val[0] & asked) || !nfs4_deleg_active(c->srv))
+        return NFS4_OK;
+    size_t klen;
+    const void *key = nfs4_file_key(&c->cur, &klen);
+    struct state_deleg_attrs a;
+    bool have;
+    nfsstat4 s = nfs4_state_status(state_deleg_getattr(c->srv->state, key, klen, nfs4_client(c), &a, &have));
+    if (s != NFS4_OK || !have)
+        return s;
+    if (a.change != nfs4_attr_change_from_stat(st) || a.size != (uint64_t)st->st_size) {
+        st->st_size = (off_t)a.size;
+        st->st_mtim = st->st_ctim = a.at;
+    }
+    return NFS4_OK;
+}
+
 NFS4_OP(getattr)
 {
     (void)res;
     const bitmap4 *req = &arg->opgetattr.attr_request;
     struct stat st;
     nfsstat4 s = nfs4_cur_stat(c, &c->cur, &st);
+    if (s == NFS4_OK)
+        s = nfs4_getattr_write_deleg(c, req, &st);
     if (s != NFS4_OK)
         return s;
     struct nfs4_attr_src src;

@@ -114,6 +114,59 @@ static void nfs4_cb_send_recall(struct nfs4_server *srv, struct cb_service *cb, 
         nfs4_recall_result(srv, w->deleg, false);
 }
 
+/* ---- CB_GETATTR (another client's GETATTR of a write-delegated file) ---- */
+
+struct nfs4_getattr_call {
+    struct nfs4_server *srv;
+    struct state_stid *deleg; /* referenced */
+};
+
+static void nfs4_getattr_done(void *ctx, const struct cb_result *res)
+{
+    struct nfs4_getattr_call *g = ctx;
+    struct state_deleg_attrs a = {.change = res->change, .size = res->size};
+    clock_gettime(CLOCK_REALTIME, &a.at);
+    bool ok = res->err == 0 && res->has_attrs;
+    if (!ok)
+        log_info("nfs4: CB_GETATTR to client %016llx failed (%d, status %u): recalling its delegation",
+                 (unsigned long long)state_client_id(state_stid_client(g->deleg)), res->err,
+                 (unsigned)res->status);
+    state_deleg_getattr_done(g->srv->state, g->deleg, ok, &a);
+    state_stid_put(g->deleg);
+    free(g);
+}
+
+static void nfs4_cb_send_getattr(struct nfs4_server *srv, struct cb_service *cb, const struct state_work *w)
+{
+    struct cb_target t;
+    struct state_session *session;
+    struct state_cb_sec sec;
+    if (!w->deleg)
+        return;
+    if (!nfs4_cb_target(w->client, &t, &session, &sec)) {
+        state_deleg_getattr_done(srv->state, w->deleg, false, NULL);
+        return;
+    }
+    struct nfs4_getattr_call *g = malloc(sizeof(*g));
+    int err = -ENOMEM;
+    if (g) {
+        g->srv = srv;
+        g->deleg = state_stid_ref(w->deleg);
+        size_t fh_len;
+        const void *fh = state_stid_file_key(g->deleg, &fh_len); /* the wire filehandle */
+        err = cb_getattr(cb, &t, fh, fh_len, nfs4_getattr_done, g);
+        if (err) {
+            state_stid_put(g->deleg);
+            free(g);
+        }
+    }
+    state_session_put(session);
+    if (err)
+        state_deleg_getattr_done(srv->state, w->deleg, false, NULL);
+    else
+        count(&srv->counters.cb_getattr_sent);
+}
+
 /* ---- CB_NULL probe (4.0) ---- */
 
 static void nfs4_probe_done(void *ctx, const struct cb_result *res)
@@ -150,6 +203,7 @@ static void nfs4_cb_process(struct nfs4_server *srv, struct cb_service *cb, stru
         switch (w[i].kind) {
         case STATE_WORK_CB_RECALL: nfs4_cb_send_recall(srv, cb, &w[i]); break;
         case STATE_WORK_CB_PROBE: nfs4_cb_send_probe(cb, &w[i]); break;
+        case STATE_WORK_CB_GETATTR: nfs4_cb_send_getattr(srv, cb, &w[i]); break;
         }
     }
 }

@@ -38,6 +38,7 @@ struct nfs4_counters {
     /* Ops executed, by op number (0..OP_MAX); read by tests through the log/stats. */
     uint64_t ops[80];
     uint64_t cb_recall_sent, cb_recall_failed, delegs_granted, delegs_returned, delegs_revoked;
+    uint64_t cb_getattr_sent;
     uint64_t cb_notify_lock_sent, cb_notify_lock_failed;
 };
 

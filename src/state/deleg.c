@@ -177,6 +177,62 @@ bool state_deleg_held(struct state_server *ss, const void *file_key, size_t file
     return held;
 }
 
+static struct state_stid *deleg_write_of_other_locked(struct state_file *f, struct state_client *asking)
+{
+    for (struct dlist *p = f->delegs.next; p != &f->delegs; p = p->next) {
+        struct state_stid *d = container_of(p, struct state_stid, file_link);
+        if (d->dtype == STATE_DELEG_WRITE && d->client != asking)
+            return d;
+    }
+    return NULL;
+}
+
+enum state_status state_deleg_getattr(struct state_server *ss, const void *file_key, size_t file_key_len,
+                                      struct state_client *asking, struct state_deleg_attrs *out, bool *have)
+{
+    *have = false;
+    st_lock(ss);
+    enum state_status st = STATE_OK;
+    struct state_file *f = file_get_locked(ss, file_key, file_key_len, false);
+    struct state_stid *d = f ? deleg_write_of_other_locked(f, asking) : NULL;
+    uint64_t now = st_now(ss);
+    if (!d || d->recalling) {
+        st = d ? STATE_ERR_DELAY : STATE_OK; /* being recalled: its data is on the way */
+    } else if (client_expire_if_courtesy_locked(ss, d->client)) {
+        st = STATE_OK; /* the holder was gone: its delegation with it */
+    } else if (d->cbga == CBGA_ANSWERED && now - d->cbga_ms < STATE_CB_GETATTR_FRESH_MS) {
+        *out = d->cbga_attrs;
+        *have = true;
+    } else if (d->cbga == CBGA_FAILED) {
+        recall_start_locked(ss, d);
+        st = STATE_ERR_DELAY;
+    } else {
+        if (d->cbga != CBGA_SENT || now - d->cbga_ms >= STATE_CB_GETATTR_WAIT_MS) {
+            d->cbga = CBGA_SENT;
+            d->cbga_ms = now;
+            st_queue_work(ss, STATE_WORK_CB_GETATTR, d->client, d);
+        }
+        st = STATE_ERR_DELAY;
+    }
+    if (f)
+        file_put_locked(f);
+    st_unlock(ss);
+    return st;
+}
+
+void state_deleg_getattr_done(struct state_server *ss, struct state_stid *deleg, bool ok,
+                              const struct state_deleg_attrs *a)
+{
+    st_lock(ss);
+    if (deleg->cbga == CBGA_SENT) {
+        deleg->cbga = ok ? CBGA_ANSWERED : CBGA_FAILED;
+        deleg->cbga_ms = st_now(ss);
+        if (ok)
+            deleg->cbga_attrs = *a;
+    }
+    st_unlock(ss);
+}
+
 bool state_deleg_offerable(struct state_server *ss, struct state_client *c)
 {
     st_lock(ss);

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct lock_space;
 struct lock_owner;
@@ -169,12 +170,13 @@ uint64_t state_now_ms(const struct state_server *ss);
 enum state_work_kind {
     STATE_WORK_CB_RECALL = 1, /* send CB_RECALL for `deleg` (stateid, file key) */
     STATE_WORK_CB_PROBE,      /* 4.0: probe the client's callback path (CB_NULL) */
+    STATE_WORK_CB_GETATTR,    /* send CB_GETATTR for the write delegation `deleg` */
 };
 
 struct state_work {
     enum state_work_kind kind;
     struct state_client *client; /* referenced */
-    struct state_stid *deleg;    /* CB_RECALL: referenced; NULL otherwise */
+    struct state_stid *deleg;    /* CB_RECALL, CB_GETATTR: referenced; NULL otherwise */
 };
 
 /* Runs the timers at the current clock: clients whose lease ran out become courtesy
@@ -739,6 +741,26 @@ bool state_deleg_break_for_file(struct state_server *ss, const void *file_key,
  * delegation of the file conflicts (its open mode is unknown), courtesy holders are
  * expired, live ones recalled. */
 bool state_deleg_held(struct state_server *ss, const void *file_key, size_t file_key_len, bool recall);
+/*
+ * Another client's GETATTR of size or change (RFC 8881 10.4.3): the holder of a write
+ * delegation may have written data the server has not seen, so it is asked with
+ * CB_GETATTR first. OK with *have false: no other client holds a write delegation
+ * (answer from the file). OK with *have: the holder's answer (at most
+ * STATE_CB_GETATTR_FRESH_MS old). DELAY: asked now (STATE_WORK_CB_GETATTR queued) or
+ * still waiting for the answer; a holder that fails to answer has its delegation
+ * recalled instead.
+ */
+#define STATE_CB_GETATTR_FRESH_MS 1000u
+#define STATE_CB_GETATTR_WAIT_MS 5000u
+struct state_deleg_attrs {
+    uint64_t change, size;   /* as the holder reported them */
+    struct timespec at;      /* when it answered (CLOCK_REALTIME) */
+};
+enum state_status state_deleg_getattr(struct state_server *ss, const void *file_key, size_t file_key_len,
+                                      struct state_client *asking, struct state_deleg_attrs *out, bool *have);
+/* The CB_GETATTR for `deleg` ended: answered with a (ok) or failed. */
+void state_deleg_getattr_done(struct state_server *ss, struct state_stid *deleg, bool ok,
+                              const struct state_deleg_attrs *a);
 /* Could `c` be granted a delegation now (enabled, not in grace, callback path up)? A
  * hint for the caller's preparations (the grant decides again under the lock). */
 bool state_deleg_offerable(struct state_server *ss, struct state_client *c);

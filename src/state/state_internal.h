@@ -247,6 +247,10 @@ struct state_stid {
     bool recalling;
     uint64_t recall_ms;
     struct dlist recall_link;
+    /* write deleg: CB_GETATTR for other clients' GETATTR (state_deleg_getattr) */
+    enum { CBGA_NONE = 0, CBGA_SENT, CBGA_ANSWERED, CBGA_FAILED } cbga;
+    uint64_t cbga_ms; /* sent, or answered, at */
+    struct state_deleg_attrs cbga_attrs;
 };
 
 /* state.c */

@@ -32,7 +32,9 @@ BINARY = None
 OP_CLOSE, OP_DELEGRETURN, OP_GETFH, OP_LOOKUP, OP_OPEN = 4, 8, 10, 15, 18
 OP_PUTFH, OP_PUTROOTFH = 22, 24
 OP_EXCHANGE_ID, OP_CREATE_SESSION, OP_SEQUENCE, OP_RECLAIM_COMPLETE = 42, 43, 53, 58
-CB_OP_RECALL, CB_OP_SEQUENCE, CB_OP_NOTIFY_LOCK = 4, 11, 13
+CB_OP_GETATTR, CB_OP_RECALL, CB_OP_SEQUENCE, CB_OP_NOTIFY_LOCK = 3, 4, 11, 13
+OP_GETATTR, FATTR4_CHANGE, FATTR4_SIZE = 9, 3, 4
+NFS4ERR_DELAY = 10008
 NFS4_OK = 0
 SHARE_ACCESS_READ, SHARE_ACCESS_WRITE = 1, 2
 WANT_READ_DELEG, WANT_WRITE_DELEG, WANT_NO_DELEG = 0x0100, 0x0200, 0x0400
@@ -79,6 +81,8 @@ class Nfs41Client:
         self.cb_calls = 0
         self.cb_creds = []  # (flavor, body) of every CB_COMPOUND's credential
         self.lock_notifies = []  # (fh, clientid, owner) of CB_NOTIFY_LOCKs answered
+        self.getattr_calls = []  # (fh, attribute mask) of CB_GETATTRs answered
+        self.getattr_answer = None  # (change, size) CB_GETATTR answers with
         self.clientid, seq = self._exchange_id()
         self.sid, flags = self._create_session(seq)
         if not flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN:
@@ -155,6 +159,12 @@ class Nfs41Client:
                 stateid, _truncate, fh = x.fixed(16), x.u32(), x.opaque()
                 self.recalls.append((stateid, fh))
                 results.append(u32(op) + u32(NFS4_OK))
+            elif op == CB_OP_GETATTR:
+                fh, mask = x.opaque(), [x.u32() for _ in range(x.u32())]
+                self.getattr_calls.append((fh, mask))
+                change, size = self.getattr_answer
+                attrs = u32(1) + u32(1 << FATTR4_CHANGE | 1 << FATTR4_SIZE) + w.opaque(u64(change) + u64(size))
+                results.append(u32(op) + u32(NFS4_OK) + attrs)
             elif op == CB_OP_NOTIFY_LOCK:
                 fh, clientid, owner = x.opaque(), x.u64(), x.opaque()
                 self.lock_notifies.append((fh, clientid, owner))
@@ -262,6 +272,18 @@ class Nfs41Client:
                 raise AssertionError(f"no delegation: why {why}, sequence flags {self.seq_flags:#x}")
         x.u32(), x.u32()  # GETFH
         return open_sid, dtype, deleg_sid, x.opaque()
+
+    def getattr_change_size(self, fh):
+        """PUTFH + GETATTR(change, size) -> (change, size)."""
+        mask = u32(1) + u32(1 << FATTR4_CHANGE | 1 << FATTR4_SIZE)
+        status, x = self.compound([u32(OP_PUTFH) + w.opaque(fh), u32(OP_GETATTR) + mask])
+        if status != NFS4_OK:
+            raise CompoundError(f"GETATTR: {status}")
+        x.u32(), x.u32()  # PUTFH
+        x.u32(), x.u32()  # GETATTR
+        x.bitmap()
+        vals = Xdr(x.opaque())
+        return vals.u64(), vals.u64()
 
     def delegreturn(self, fh, deleg_sid):
         status, _ = self.compound([u32(OP_PUTFH) + w.opaque(fh), u32(OP_DELEGRETURN) + deleg_sid])
@@ -405,6 +427,47 @@ class DelegVsV3(unittest.TestCase):
         self.assertEqual(self.v3_read(fh), NFS3_OK)
         self.assertEqual(self.nlm_lock(fh, exclusive=False), NLM4_GRANTED)
         self.assertEqual(self.nlm_unlock(fh), NLM4_GRANTED)
+        self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
+
+    def test_cb_getattr_for_another_clients_getattr(self):
+        """Another client's GETATTR of size or change waits (DELAY) while the write
+        delegation's holder is asked with CB_GETATTR (RFC 8881 10.4.3), then shows what the
+        holder reported."""
+        self.make_file("ga1")
+        open_sid, deleg_sid, fh = self.open_delegated("ga1", write=True)
+        change0, size0 = self.v4.getattr_change_size(fh)
+        self.assertEqual(self.v4.getattr_calls, [], "the holder's own GETATTR asks nobody")
+        other = Nfs41Client(self.srv.port, f"deleg-other-{self.id()}".encode())
+        self.addCleanup(other.close)
+
+        def other_getattr(calls_before):
+            with self.assertRaises(CompoundError, msg="DELAY while the holder is asked") as e:
+                other.getattr_change_size(fh)
+            self.assertEqual(str(e.exception), f"GETATTR: {NFS4ERR_DELAY}")
+            self.assertTrue(self.v4.read_callbacks(lambda: len(self.v4.getattr_calls) > calls_before, 5.0),
+                            f"no CB_GETATTR\n{self.srv.read_log()}")
+            deadline = time.monotonic() + 5
+            while True:  # as a client retries after DELAY
+                try:
+                    return other.getattr_change_size(fh)
+                except CompoundError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+        self.v4.getattr_answer = (change0, size0)  # nothing written under the delegation
+        self.assertEqual(other_getattr(0), (change0, size0))
+        self.assertEqual(self.v4.getattr_calls, [(fh, [1 << FATTR4_CHANGE | 1 << FATTR4_SIZE])])
+        time.sleep(1.2)  # past the answer's freshness
+        self.v4.getattr_answer = (change0 + 1, 4096)  # the holder has cached writes
+        change, size = other_getattr(1)
+        self.assertEqual(size, 4096, "the holder's size")
+        self.assertGreater(change, change0, "a new change value")
+        self.assertEqual(len(self.v4.getattr_calls), 2)
+        self.assertEqual(self.v4.recalls, [], "answered CB_GETATTRs recall nothing")
+        self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
+        self.assertEqual(other.getattr_change_size(fh)[1], size0, "the file's own size once returned")
+        self.assertEqual(len(self.v4.getattr_calls), 2)
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
     # ---- local processes on the server (the open watcher needs CAP_SYS_ADMIN) ----

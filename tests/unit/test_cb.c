@@ -393,6 +393,37 @@ static void test_reply_decode(void)
     CHECK(!cb_reply_decode(&d, sent, 2, &out));
 }
 
+/* CB_GETATTR results: change and size when both came (attribute order), nothing else. */
+static void test_getattr_reply_decode(void)
+{
+    const uint32_t sent[2] = {OP_CB_SEQUENCE, OP_CB_GETATTR};
+    nfs_cb_resop4 res[2];
+    memset(res, 0, sizeof(res));
+    res[0].resop = OP_CB_SEQUENCE;
+    res[0].opcbsequence.csr_status = NFS4_OK;
+    res[1].resop = OP_CB_GETATTR;
+    res[1].opcbgetattr.status = NFS4_OK;
+    uint8_t vals[20] = {0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0x10, 0, 0xee, 0xee, 0xee, 0xee};
+    uint32_t mask[2] = {1u << 3 | 1u << 4, 0};
+    fattr4 *a = &res[1].opcbgetattr.resok4.obj_attributes;
+    *a = (fattr4){.attrmask = {2, mask}, .attr_vals = {16, vals}};
+    CB_COMPOUND4res r = {.status = NFS4_OK, .resarray = {2, res}};
+    struct cb_reply out;
+    CHECK(decode_res(&r, sent, 2, &out));
+    CHECK(out.has_attrs && out.change == 0x1234 && out.size == 0x1000);
+    a->attr_vals.len = 12; /* too short for both */
+    CHECK(decode_res(&r, sent, 2, &out) && !out.has_attrs);
+    a->attr_vals.len = 16;
+    mask[0] = 1u << 4; /* size only */
+    CHECK(decode_res(&r, sent, 2, &out) && !out.has_attrs);
+    mask[0] = 1u << 1 | 1u << 3 | 1u << 4; /* type first: not what we asked */
+    CHECK(decode_res(&r, sent, 2, &out) && !out.has_attrs);
+    mask[0] = 1u << 3 | 1u << 4;
+    res[1].opcbgetattr.status = NFS4ERR_BADHANDLE; /* no such delegation at the client */
+    r.status = NFS4ERR_BADHANDLE;
+    CHECK(decode_res(&r, sent, 2, &out) && !out.has_attrs && out.status == NFS4ERR_BADHANDLE);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* (b) (c) 4.1 over the back channel                                                   */
 /* ---------------------------------------------------------------------------------- */
@@ -648,6 +679,7 @@ int main(void)
 {
     test_uaddr();
     test_reply_decode();
+    test_getattr_reply_decode();
 
     /* the NFS server: an rpc server and the state */
     struct rpc_server_config cfg = {.nloops = 2, .npool = 2};

@@ -149,7 +149,7 @@ static void test_masks(void)
     CHECK_EQ(s1[1], 0x40F9BE3Eu);
     CHECK_EQ(s1[2], 0x00000C02u);
     CHECK_EQ(s2[1], 0x40F9BE3Eu);
-    CHECK_EQ(s2[2], 0x0006AC02u);
+    CHECK_EQ(s2[2], 0x0046AC02u); /* + open_arguments (86) */
     CHECK(nfs4_attr_supported(9) == s2);
 
     const uint32_t *w0 = nfs4_attr_writable(0), *w2 = nfs4_attr_writable(2);
@@ -283,7 +283,7 @@ static void test_minor_versions(void)
     uint32_t req[3] = {BIT(NFS4_ATTR_SUPPORTED_ATTRS), BIT(NFS4_ATTR_FS_LAYOUT_TYPES),
                        BIT(NFS4_ATTR_LAYOUT_BLKSIZE) | BIT(NFS4_ATTR_SUPPATTR_EXCLCREAT) |
                            BIT(NFS4_ATTR_CLONE_BLKSIZE) | BIT(NFS4_ATTR_CHANGE_ATTR_TYPE) |
-                           BIT(NFS4_ATTR_XATTR_SUPPORT)};
+                           BIT(NFS4_ATTR_XATTR_SUPPORT) | BIT(NFS4_ATTR_OPEN_ARGUMENTS)};
 
     CHECK_EQ(encode(buf, sizeof(buf), req, 3, &src, 0, &len), 0);
     uint32_t got0[1] = {BIT(NFS4_ATTR_SUPPORTED_ATTRS)};
@@ -307,7 +307,7 @@ static void test_minor_versions(void)
 
     CHECK_EQ(encode(buf, sizeof(buf), req, 3, &src, 2, &len), 0);
     at = exp_begin(&e, req, 3);
-    put32(&e, 3), put32(&e, 0xFCFFAFFFu), put32(&e, 0x40F9BE3Eu), put32(&e, 0x6AC02);
+    put32(&e, 3), put32(&e, 0xFCFFAFFFu), put32(&e, 0x40F9BE3Eu), put32(&e, 0x46AC02);
     put32(&e, 1), put32(&e, 1);
     put32(&e, 1 << 20);
     put32(&e, 3), put32(&e, BIT(NFS4_ATTR_SIZE)),
@@ -316,6 +316,12 @@ static void test_minor_versions(void)
     put32(&e, 4096); /* clone_blksize */
     put32(&e, 3);    /* NFS4_CHANGE_TYPE_IS_TIME_METADATA */
     put32(&e, 1);    /* xattr_support */
+    /* open_arguments (RFC 9754): five one-word bitmaps */
+    put32(&e, 1), put32(&e, 0xe);  /* share access READ, WRITE, BOTH */
+    put32(&e, 1), put32(&e, 0xf);  /* deny NONE..BOTH */
+    put32(&e, 1), put32(&e, 0x3e); /* wants READ, WRITE, ANY, NO_DELEG, CANCEL */
+    put32(&e, 1), put32(&e, 0x37); /* claims NULL, PREVIOUS, DELEGATE_CUR, FH, DELEG_CUR_FH */
+    put32(&e, 1), put32(&e, 0xf);  /* create modes */
     exp_end(&e, at);
     CHECK(check_bytes("minor 2", buf, len, &e));
 }
@@ -330,12 +336,12 @@ static void test_request_rules(void)
 
     known_src(&src, &st);
 
-    /* unsupported (acl, archive, hidden, quota, time_create, bits 83..) are omitted;
+    /* unsupported (acl, archive, hidden, quota, time_create, bits 83..85, 87..) are omitted;
      * words beyond the third are ignored */
     uint32_t req[5] = {BIT(NFS4_ATTR_TYPE) | BIT(NFS4_ATTR_ACL) | BIT(NFS4_ATTR_ARCHIVE) |
                            BIT(NFS4_ATTR_HIDDEN) | BIT(NFS4_ATTR_FS_LOCATIONS),
                        BIT(NFS4_ATTR_QUOTA_USED) | BIT(NFS4_ATTR_TIME_CREATE) | BIT(NFS4_ATTR_TIME_BACKUP),
-                       0xfff80000u | BIT(NFS4_ATTR_SEC_LABEL), 0xffffffffu, 1};
+                       (0xfff80000u & ~BIT(NFS4_ATTR_OPEN_ARGUMENTS)) | BIT(NFS4_ATTR_SEC_LABEL), 0xffffffffu, 1};
     CHECK_EQ(encode(buf, sizeof(buf), req, 5, &src, 2, &len), 0);
     uint32_t got[1] = {BIT(NFS4_ATTR_TYPE)};
     size_t at = exp_begin(&e, got, 1);
