@@ -55,12 +55,52 @@ bool nfs4_cb_target(struct state_client *client, struct cb_target *t, struct sta
     return true;
 }
 
-/* ---- CB_RECALL ---- */
+/* ---- callbacks about one delegation (CB_RECALL, CB_GETATTR) ---- */
 
-struct nfs4_recall {
+/* The completion's context: the server and a reference on the delegation. */
+struct nfs4_deleg_call {
     struct nfs4_server *srv;
-    struct state_stid *deleg; /* referenced */
+    struct state_stid *deleg;
 };
+
+/* Submits one callback about call->deleg on file fh (its wire filehandle). */
+typedef int (*nfs4_deleg_send_fn)(struct cb_service *cb, const struct cb_target *t, struct nfs4_deleg_call *call,
+                                  const void *fh, size_t fh_len, cb_done_fn done);
+
+/* Sends the callback to the delegation's holder; 0, or an error (no path, no memory, the
+ * service refused it) after which `done` will not run. */
+static int nfs4_deleg_callback(struct nfs4_server *srv, struct cb_service *cb, const struct state_work *w,
+                               nfs4_deleg_send_fn send, cb_done_fn done)
+{
+    struct cb_target t;
+    struct state_session *session;
+    struct state_cb_sec sec;
+    if (!nfs4_cb_target(w->client, &t, &session, &sec))
+        return -ENOTCONN;
+    struct nfs4_deleg_call *call = malloc(sizeof(*call));
+    int err = -ENOMEM;
+    if (call) {
+        call->srv = srv;
+        call->deleg = state_stid_ref(w->deleg);
+        size_t fh_len;
+        const void *fh = state_stid_file_key(call->deleg, &fh_len); /* the wire filehandle */
+        err = send(cb, &t, call, fh, fh_len, done);
+        if (err) {
+            state_stid_put(call->deleg);
+            free(call);
+        }
+    }
+    state_session_put(session);
+    return err;
+}
+
+static void nfs4_deleg_call_free(struct nfs4_deleg_call *call)
+{
+    state_stid_put(call->deleg);
+    free(call);
+}
+
+/* ---- CB_RECALL ---- */
 
 static void nfs4_recall_result(struct nfs4_server *srv, struct state_stid *deleg, bool ok)
 {
@@ -70,7 +110,7 @@ static void nfs4_recall_result(struct nfs4_server *srv, struct state_stid *deleg
 
 static void nfs4_recall_done(void *ctx, const struct cb_result *res)
 {
-    struct nfs4_recall *r = ctx;
+    struct nfs4_deleg_call *r = ctx;
     /* Delivered = the client answered over a working path; an error status for the op
      * (BAD_STATEID: it returned the delegation meanwhile, ...) still reached it. The
      * revoke timer of state/ runs either way. */
@@ -80,50 +120,28 @@ static void nfs4_recall_done(void *ctx, const struct cb_result *res)
                  (unsigned long long)state_client_id(state_stid_client(r->deleg)), res->err,
                  (unsigned)res->status);
     nfs4_recall_result(r->srv, r->deleg, ok);
-    state_stid_put(r->deleg);
-    free(r);
+    nfs4_deleg_call_free(r);
+}
+
+static int nfs4_send_recall(struct cb_service *cb, const struct cb_target *t, struct nfs4_deleg_call *call,
+                            const void *fh, size_t fh_len, cb_done_fn done)
+{
+    struct state_stateid sid;
+    state_stid_stateid(call->deleg, &sid);
+    return cb_recall(cb, t, &sid, false, fh, fh_len, done, call);
 }
 
 static void nfs4_cb_send_recall(struct nfs4_server *srv, struct cb_service *cb, const struct state_work *w)
 {
-    struct cb_target t;
-    struct state_session *session;
-    struct state_cb_sec sec;
-    if (!w->deleg || !nfs4_cb_target(w->client, &t, &session, &sec)) {
-        if (w->deleg)
-            nfs4_recall_result(srv, w->deleg, false);
-        return;
-    }
-    struct nfs4_recall *r = malloc(sizeof(*r));
-    int err = -ENOMEM;
-    if (r) {
-        r->srv = srv;
-        r->deleg = state_stid_ref(w->deleg);
-        struct state_stateid sid;
-        state_stid_stateid(r->deleg, &sid);
-        size_t fh_len;
-        const void *fh = state_stid_file_key(r->deleg, &fh_len); /* the wire filehandle */
-        err = cb_recall(cb, &t, &sid, false, fh, fh_len, nfs4_recall_done, r);
-        if (err) {
-            state_stid_put(r->deleg);
-            free(r);
-        }
-    }
-    state_session_put(session);
-    if (err)
+    if (w->deleg && nfs4_deleg_callback(srv, cb, w, nfs4_send_recall, nfs4_recall_done) != 0)
         nfs4_recall_result(srv, w->deleg, false);
 }
 
 /* ---- CB_GETATTR (another client's GETATTR of a write-delegated file) ---- */
 
-struct nfs4_getattr_call {
-    struct nfs4_server *srv;
-    struct state_stid *deleg; /* referenced */
-};
-
 static void nfs4_getattr_done(void *ctx, const struct cb_result *res)
 {
-    struct nfs4_getattr_call *g = ctx;
+    struct nfs4_deleg_call *g = ctx;
     struct state_deleg_attrs a = {.change = res->change, .size = res->size};
     clock_gettime(CLOCK_REALTIME, &a.at);
     bool ok = res->err == 0 && res->has_attrs;
@@ -132,36 +150,20 @@ static void nfs4_getattr_done(void *ctx, const struct cb_result *res)
                  (unsigned long long)state_client_id(state_stid_client(g->deleg)), res->err,
                  (unsigned)res->status);
     state_deleg_getattr_done(g->srv->state, g->deleg, ok, &a);
-    state_stid_put(g->deleg);
-    free(g);
+    nfs4_deleg_call_free(g);
+}
+
+static int nfs4_send_getattr(struct cb_service *cb, const struct cb_target *t, struct nfs4_deleg_call *call,
+                             const void *fh, size_t fh_len, cb_done_fn done)
+{
+    return cb_getattr(cb, t, fh, fh_len, done, call);
 }
 
 static void nfs4_cb_send_getattr(struct nfs4_server *srv, struct cb_service *cb, const struct state_work *w)
 {
-    struct cb_target t;
-    struct state_session *session;
-    struct state_cb_sec sec;
     if (!w->deleg)
         return;
-    if (!nfs4_cb_target(w->client, &t, &session, &sec)) {
-        state_deleg_getattr_done(srv->state, w->deleg, false, NULL);
-        return;
-    }
-    struct nfs4_getattr_call *g = malloc(sizeof(*g));
-    int err = -ENOMEM;
-    if (g) {
-        g->srv = srv;
-        g->deleg = state_stid_ref(w->deleg);
-        size_t fh_len;
-        const void *fh = state_stid_file_key(g->deleg, &fh_len); /* the wire filehandle */
-        err = cb_getattr(cb, &t, fh, fh_len, nfs4_getattr_done, g);
-        if (err) {
-            state_stid_put(g->deleg);
-            free(g);
-        }
-    }
-    state_session_put(session);
-    if (err)
+    if (nfs4_deleg_callback(srv, cb, w, nfs4_send_getattr, nfs4_getattr_done) != 0)
         state_deleg_getattr_done(srv->state, w->deleg, false, NULL);
     else
         count(&srv->counters.cb_getattr_sent);
