@@ -267,6 +267,7 @@ static void pxw_init(void)
                    "are not recalled when a local process opens the file", strerror(errno));
         return;
     }
+    pxw.self = getpid(); /* before the thread reads it */
     pxw.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pxw.scratch = calloc(PXW_MAX_WATCHES, sizeof(*pxw.scratch));
     pthread_t t;
@@ -275,7 +276,6 @@ static void pxw_init(void)
         return;
     }
     pthread_detach(t);
-    pxw.self = getpid();
     /* A lease taken to probe for other openers (posix.c) signals SIGIO when someone
      * opens the file meanwhile; its default action would end the process. */
     struct sigaction old, ign = {.sa_handler = SIG_IGN};
