@@ -232,7 +232,7 @@ struct fs_ops {
                        const char *name, size_t namelen);
 
     /*
-     * Optional, both or neither: access to the backing file by others than this server
+     * Optional, all three or none: access to the backing file by others than this server
      * (local processes), for delegations. A delegated client serves opens, reads, writes
      * and byte-range locks from its cache, so nobody may open the file behind its back.
      *
@@ -250,6 +250,9 @@ struct fs_ops {
     int (*watch_begin)(struct fs_export *ex, const struct fs_fh *fh, const void *key, size_t keylen,
                        bool exclusive, const struct fs_watch_cb *cb, struct fs_watch **out);
     void (*watch_end)(struct fs_watch *w);
+    /* The protocol layer behind cb goes away: its watches end (held opens go ahead), and
+     * once this returns cb is not called again. */
+    void (*watch_forget)(const struct fs_watch_cb *cb);
 };
 
 extern const struct fs_ops fs_posix_ops;

@@ -1409,4 +1409,5 @@ const struct fs_ops fs_posix_ops = {
     .removexattr = px_removexattr,
     .watch_begin = px_watch_begin,
     .watch_end = pxw_end,
+    .watch_forget = pxw_forget,
 };

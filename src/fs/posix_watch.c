@@ -3,7 +3,9 @@
  *
  * Threads: watches are created by request threads (pxw_begin) and freed only by the
  * watcher thread (the sweep), so the watcher may use a watch outside the table lock;
- * everything else about a watch (pending, held opens) is under the table lock.
+ * everything else about a watch (pending, held opens, its cb and key) is under the table
+ * lock. The watcher calls the protocol layer (fs_watch_cb.held) holding cb_mu, which
+ * pxw_forget takes too: once it returns, a forgotten cb is never called again.
  */
 #include "fs/posix_watch.h"
 
@@ -37,7 +39,7 @@ struct fs_watch {
     ino_t ino;
     int path_fd;           /* O_PATH: names the inode when the mark is removed */
     unsigned pending;      /* pxw_begin calls not yet ended */
-    const struct fs_watch_cb *cb;
+    const struct fs_watch_cb *cb; /* NULL: forgotten (pxw_forget), never delegated */
     uint8_t key[FS_WATCH_KEY_MAX];
     size_t keylen;
     struct pxw_held *held;
@@ -50,10 +52,15 @@ static struct {
     int fan_fd, wake_fd;
     pid_t self;
     pthread_mutex_t lock;
+    pthread_mutex_t cb_mu; /* held across fs_watch_cb.held calls */
     struct fs_watch *buckets[PXW_BUCKETS];
     unsigned count, total_held;
     struct fs_watch **scratch; /* the watcher's snapshot of watches (PXW_MAX_WATCHES) */
-} pxw = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .fan_fd = -1, .wake_fd = -1};
+} pxw = {.once = PTHREAD_ONCE_INIT,
+         .lock = PTHREAD_MUTEX_INITIALIZER,
+         .cb_mu = PTHREAD_MUTEX_INITIALIZER,
+         .fan_fd = -1,
+         .wake_fd = -1};
 
 static uint64_t pxw_now_ms(void)
 {
@@ -185,13 +192,28 @@ static unsigned pxw_snapshot(bool holding)
     return n;
 }
 
+/* Is w's file still delegated (recall: someone wants it)? False once forgotten. */
+static bool pxw_ask(struct fs_watch *w, bool recall)
+{
+    uint8_t key[FS_WATCH_KEY_MAX];
+    pthread_mutex_lock(&pxw.cb_mu);
+    pthread_mutex_lock(&pxw.lock);
+    const struct fs_watch_cb *cb = w->cb;
+    size_t keylen = w->keylen;
+    memcpy(key, w->key, keylen);
+    pthread_mutex_unlock(&pxw.lock);
+    bool held = cb && cb->held(cb->ctx, key, keylen, recall);
+    pthread_mutex_unlock(&pxw.cb_mu);
+    return held;
+}
+
 static void pxw_serve_held(void)
 {
     unsigned n = pxw_snapshot(true);
     uint64_t now = pxw_now_ms();
     for (unsigned i = 0; i < n; i++) {
         struct fs_watch *w = pxw.scratch[i];
-        bool delegated = w->cb->held(w->cb->ctx, w->key, w->keylen, true);
+        bool delegated = pxw_ask(w, true);
         pthread_mutex_lock(&pxw.lock);
         pxw_release_locked(w, delegated || w->pending > 0, now);
         pthread_mutex_unlock(&pxw.lock);
@@ -213,7 +235,7 @@ static void pxw_sweep(void)
     unsigned n = pxw_snapshot(false);
     for (unsigned i = 0; i < n; i++) {
         struct fs_watch *w = pxw.scratch[i];
-        if (w->cb->held(w->cb->ctx, w->key, w->keylen, false))
+        if (pxw_ask(w, false))
             continue;
         pthread_mutex_lock(&pxw.lock);
         bool idle = w->nheld == 0 && w->pending == 0;
@@ -326,7 +348,11 @@ int pxw_begin(int path_fd, const struct stat *st, const void *key, size_t keylen
     int err = 0;
     if (!w)
         err = pxw_add_locked(path_fd, st, key, keylen, cb, &w);
-    else if (w->cb != cb || w->keylen != keylen || memcmp(w->key, key, keylen) != 0)
+    else if (!w->cb) { /* forgotten, not swept yet: a new protocol layer takes it over */
+        w->cb = cb;
+        memcpy(w->key, key, keylen);
+        w->keylen = keylen;
+    } else if (w->cb != cb || w->keylen != keylen || memcmp(w->key, key, keylen) != 0)
         err = -EBUSY; /* the same inode through another export */
     if (!err) {
         if (w->path_fd != path_fd)
@@ -351,4 +377,22 @@ void pxw_end(struct fs_watch *w)
         if (write(pxw.wake_fd, &one, sizeof(one)) < 0)
             (void)one; /* the counter is saturated: a wake-up is pending anyway */
     }
+}
+
+void pxw_forget(const struct fs_watch_cb *cb)
+{
+    pthread_mutex_lock(&pxw.cb_mu); /* no held() call of cb is running or will start */
+    pthread_mutex_lock(&pxw.lock);
+    bool wake = false;
+    for (unsigned b = 0; b < PXW_BUCKETS; b++)
+        for (struct fs_watch *w = pxw.buckets[b]; w; w = w->next)
+            if (w->cb == cb) {
+                w->cb = NULL; /* the watcher lets its opens go and sweeps it */
+                wake |= w->nheld > 0;
+            }
+    pthread_mutex_unlock(&pxw.lock);
+    pthread_mutex_unlock(&pxw.cb_mu);
+    uint64_t one = 1;
+    if (wake && write(pxw.wake_fd, &one, sizeof(one)) < 0)
+        (void)one; /* saturated: a wake-up is pending anyway */
 }

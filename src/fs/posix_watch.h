@@ -36,5 +36,6 @@
 int pxw_begin(int path_fd, const struct stat *st, const void *key, size_t keylen,
               const struct fs_watch_cb *cb, struct fs_watch **out);
 void pxw_end(struct fs_watch *w);
+void pxw_forget(const struct fs_watch_cb *cb);
 
 #endif

@@ -90,6 +90,12 @@ void nfs4_server_destroy(struct nfs4_server *s)
     if (!s)
         return;
     nfs4_cb_stop(s);
+    /* the backends' open watchers must not ask this server any more */
+    for (unsigned i = 0; s->exports && i < s->exports->nexports; i++) {
+        const struct fs_ops *ops = s->exports->exports[i].ops;
+        if (ops->watch_forget)
+            ops->watch_forget(&s->deleg_watch);
+    }
     if (s->state) /* else create failed before the notify list existed */
         nfs4_lock_notify_fini(s);
     state_server_destroy(s->state);
