@@ -209,6 +209,11 @@ static bool pxw_ask(struct fs_watch *w, bool recall)
 
 static void pxw_serve_held(void)
 {
+    pthread_mutex_lock(&pxw.lock);
+    bool holding = pxw.total_held > 0;
+    pthread_mutex_unlock(&pxw.lock);
+    if (!holding)
+        return; /* the common case (the server's own opens): no table walk */
     unsigned n = pxw_snapshot(true);
     uint64_t now = pxw_now_ms();
     for (unsigned i = 0; i < n; i++) {
