@@ -80,7 +80,11 @@ static nfsstat4 nfs4_attr_status(struct nfs4_compound *c, int err)
  * its size and the time of its answer as mtime and ctime (so a new change value), as a
  * kernel server stamps the file. 4.0 requests name no client (the holder's own GETATTR
  * would wait for itself), so only 4.1+ ask.
+ * An event loop must not wait for the answer (it may be the one that reads it), so a
+ * request that has changed nothing yet moves to the blocking pool and waits there, up to
+ * NFS4_CB_GETATTR_WAIT_MS; a holder slower than that gets the asker a DELAY.
  */
+#define NFS4_CB_GETATTR_WAIT_MS 250u
 static nfsstat4 nfs4_getattr_write_deleg(struct nfs4_compound *c, const bitmap4 *req, struct stat *st)
 {
     const uint32_t asked = 1u << FATTR4_CHANGE | 1u << FATTR4_SIZE;
@@ -91,7 +95,14 @@ static nfsstat4 nfs4_getattr_write_deleg(struct nfs4_compound *c, const bitmap4 
     const void *key = nfs4_file_key(&c->cur, &klen);
     struct state_deleg_attrs a;
     bool have;
-    nfsstat4 s = nfs4_state_status(state_deleg_getattr(c->srv->state, key, klen, nfs4_client(c), &a, &have));
+    struct state_server *ss = c->srv->state;
+    struct state_client *asking = nfs4_client(c);
+    nfsstat4 s = nfs4_state_status(state_deleg_getattr(ss, key, klen, asking, &a, &have));
+    if (s == NFS4ERR_DELAY && nfs4_compound_requeue(c))
+        return s; /* runs again on the blocking pool, where it may wait for the answer */
+    if (s == NFS4ERR_DELAY && c->call->on_blocking_pool &&
+        state_deleg_getattr_wait(ss, key, klen, asking, NFS4_CB_GETATTR_WAIT_MS))
+        s = nfs4_state_status(state_deleg_getattr(ss, key, klen, asking, &a, &have));
     if (s != NFS4_OK || !have)
         return s;
     if (a.change != nfs4_attr_change_from_stat(st) || a.size != (uint64_t)st->st_size) {

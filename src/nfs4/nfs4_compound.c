@@ -292,6 +292,47 @@ static void nfs4_decode_ops(struct nfs4_compound *c, uint32_t nops, struct nfs4_
  * duplicate request cache, not run again (a second CREATE would answer EXIST; pynfs
  * RPLY14). 4.1+ has the slot reply cache instead and never asks.
  */
+/* Ops that change nothing outside the request (current and saved filehandles, reply). */
+static bool nfs4_op_changes_nothing(uint32_t opnum)
+{
+    switch (opnum) {
+    case OP_SEQUENCE: /* its slot is handed back by nfs4_requeue_now */
+    case OP_PUTFH:
+    case OP_PUTROOTFH:
+    case OP_PUTPUBFH:
+    case OP_GETFH:
+    case OP_LOOKUP:
+    case OP_LOOKUPP:
+    case OP_SAVEFH:
+    case OP_RESTOREFH:
+    case OP_GETATTR:
+    case OP_ACCESS:
+    case OP_VERIFY:
+    case OP_NVERIFY:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool nfs4_compound_requeue(struct nfs4_compound *c)
+{
+    if (c->call->on_blocking_pool || !c->nothing_changed || !c->slot)
+        return false;
+    c->requeue = true;
+    return true;
+}
+
+/* Undoes what the request's SEQUENCE took, so that its next run starts afresh. */
+static enum rpc_accept_status nfs4_requeue_now(struct nfs4_compound *c)
+{
+    state_slot_abandon(c->slot);
+    c->slot = NULL;
+    state_session_put(c->session);
+    c->session = NULL;
+    return RPC_REQUEUE_BLOCKING;
+}
+
 static bool nfs4_v40_wants_drc(const struct nfs4_decoded *dec)
 {
     for (uint32_t i = 0; i < dec->n; i++) {
@@ -447,10 +488,14 @@ enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
                 return dup; /* a retransmission: answered from the cache, or dropped */
         }
         bool stop = false;
+        c.nothing_changed = true;
         for (c.opindex = 0; c.opindex < dec.n && !stop; c.opindex++) {
             last_op = e->p;
             last_opnum = dec.ops[c.opindex].argop;
             status = nfs4_run_op(&c, &dec.ops[c.opindex], &stop);
+            if (c.requeue)
+                return nfs4_requeue_now(&c);
+            c.nothing_changed &= nfs4_op_changes_nothing(last_opnum);
             if (c.whole_replay)
                 break;
             if (e->p > last_op)

@@ -127,7 +127,18 @@ struct nfs4_compound {
     /* Direct encoders write here; they set direct_overflow when it filled up. */
     struct xdr_enc *enc;
     bool direct_overflow;
+    /* The ops run so far changed nothing outside this request (SEQUENCE's slot aside),
+     * so the request could run again from the start (nfs4_compound_requeue). */
+    bool nothing_changed;
+    /* Set by an op that wants the request run again on the blocking pool. */
+    bool requeue;
 };
+
+/* An op that would have to wait for another host (e.g. a CB_GETATTR answer) asks for
+ * the request to run again on the blocking pool, where waiting is allowed. True when it
+ * may (on an event loop, 4.1+, nothing changed yet): the op then returns any error at
+ * once and the engine drops the partial reply. */
+bool nfs4_compound_requeue(struct nfs4_compound *c);
 
 const char *nfs4_op_name(uint32_t opnum);
 /* The COMPOUND procedure: the handler in nfs4_program (extern for the fuzz target). */

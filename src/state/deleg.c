@@ -11,8 +11,11 @@
  */
 #include "state/state_internal.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 bool deleg_recall_pending_locked(struct state_file *f)
 {
@@ -220,6 +223,42 @@ enum state_status state_deleg_getattr(struct state_server *ss, const void *file_
     return st;
 }
 
+/* Is a CB_GETATTR about another client's write delegation of f unanswered? */
+static bool deleg_getattr_pending_locked(struct state_file *f, struct state_client *asking)
+{
+    struct state_stid *d = deleg_write_of_other_locked(f, asking);
+    return d && !d->recalling && d->cbga == CBGA_SENT;
+}
+
+bool state_deleg_getattr_wait(struct state_server *ss, const void *file_key, size_t file_key_len,
+                              struct state_client *asking, unsigned timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    st_lock(ss);
+    bool waited = false;
+    for (;;) {
+        /* looked up again after every wake-up: the delegation may be gone */
+        struct state_file *f = file_get_locked(ss, file_key, file_key_len, false);
+        bool pending = f && deleg_getattr_pending_locked(f, asking);
+        if (f)
+            file_put_locked(f);
+        if (!pending)
+            break;
+        waited = true;
+        if (pthread_cond_timedwait(&ss->cbga_answered, &ss->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    st_unlock(ss);
+    return waited;
+}
+
 void state_deleg_getattr_done(struct state_server *ss, struct state_stid *deleg, bool ok,
                               const struct state_deleg_attrs *a)
 {
@@ -229,6 +268,7 @@ void state_deleg_getattr_done(struct state_server *ss, struct state_stid *deleg,
         deleg->cbga_ms = st_now(ss);
         if (ok)
             deleg->cbga_attrs = *a;
+        pthread_cond_broadcast(&ss->cbga_answered);
     }
     st_unlock(ss);
 }

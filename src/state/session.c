@@ -471,6 +471,16 @@ void state_slot_done(struct state_slot *slot)
     st_unlock(s->ss);
 }
 
+void state_slot_abandon(struct state_slot *slot)
+{
+    struct state_session *s = slot->sess;
+    st_lock(s->ss);
+    slot->seqid--;
+    slot->checksum = 0;
+    slot->in_use = false;
+    st_unlock(s->ss);
+}
+
 struct state_session *state_session_ref(struct state_session *s)
 {
     st_lock(s->ss);

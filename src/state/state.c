@@ -344,6 +344,11 @@ struct state_server *state_server_create(const struct state_params *params)
     ss->grace_ms = (uint64_t)p->grace_time_s * 1000u;
     ss->courtesy_ms = (uint64_t)p->courtesy_max_s * 1000u;
     pthread_mutex_init(&ss->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ss->cbga_answered, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&ss->db_mu, NULL);
     dlist_init(&ss->clients);
     dlist_init(&ss->recalls);
@@ -394,6 +399,7 @@ void state_server_destroy(struct state_server *ss)
     htab_free(&ss->reclaim);
     expired_free(ss);
     pthread_mutex_destroy(&ss->mu);
+    pthread_cond_destroy(&ss->cbga_answered);
     pthread_mutex_destroy(&ss->db_mu);
     free(ss->state_dir);
     free(ss);

@@ -436,6 +436,10 @@ enum state_status state_sequence(struct state_server *ss, const struct state_seq
  * REP_TOO_BIG_TO_CACHE when len exceeds the session's maxresponsesize_cached (the
  * caller then answers that error instead). Call at most once per request, before done. */
 enum state_status state_slot_cache_reply(struct state_slot *slot, const void *bytes, size_t len);
+/* The slot's request will run again from the start (a COMPOUND moved to the blocking
+ * pool before it changed anything): the slot forgets it, back to the previous seqid
+ * (its cached reply is gone: the client sent this seqid, so it has that reply). */
+void state_slot_abandon(struct state_slot *slot);
 /* Ends the slot's request: frees the slot for the next seqid. A request whose reply
  * was not cached is remembered as uncached (replay = RETRY_UNCACHED_REP). */
 void state_slot_done(struct state_slot *slot);
@@ -758,6 +762,12 @@ struct state_deleg_attrs {
 };
 enum state_status state_deleg_getattr(struct state_server *ss, const void *file_key, size_t file_key_len,
                                       struct state_client *asking, struct state_deleg_attrs *out, bool *have);
+/* Waits, at most timeout_ms, while the CB_GETATTR that state_deleg_getattr started for
+ * another client's write delegation of the file is unanswered; false at once when no
+ * question is pending (no such delegation, being recalled, answered or failed). Only from
+ * a thread that may block (the blocking pool): the answer arrives through an event loop. */
+bool state_deleg_getattr_wait(struct state_server *ss, const void *file_key, size_t file_key_len,
+                              struct state_client *asking, unsigned timeout_ms);
 /* The CB_GETATTR for `deleg` ended: answered with a (ok) or failed. */
 void state_deleg_getattr_done(struct state_server *ss, struct state_stid *deleg, bool ok,
                               const struct state_deleg_attrs *a);

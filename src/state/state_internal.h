@@ -79,6 +79,7 @@ struct reclaim_entry {
 
 struct state_server {
     pthread_mutex_t mu;
+    pthread_cond_t cbga_answered; /* broadcast when a CB_GETATTR ends (CLOCK_MONOTONIC) */
     struct state_params p;
     char *state_dir;
     uint64_t lease_ms, grace_ms, courtesy_ms;

@@ -451,9 +451,9 @@ class DelegVsV3(unittest.TestCase):
 
     @unittest.skipUnless(FANOTIFY, "write delegations need the open watcher (fanotify, root)")
     def test_cb_getattr_for_another_clients_getattr(self):
-        """Another client's GETATTR of size or change waits (DELAY) while the write
-        delegation's holder is asked with CB_GETATTR (RFC 8881 10.4.3), then shows what the
-        holder reported."""
+        """Another client's GETATTR of size or change asks the write delegation's holder
+        with CB_GETATTR (RFC 8881 10.4.3) and shows what the holder reported: at once when
+        the holder answers promptly, else after a DELAY and the asker's retry."""
         self.make_file("ga1")
         open_sid, deleg_sid, fh = self.open_delegated("ga1", write=True)
         change0, size0 = self.v4.getattr_change_size(fh)
@@ -485,10 +485,22 @@ class DelegVsV3(unittest.TestCase):
         self.assertEqual(size, 4096, "the holder's size")
         self.assertGreater(change, change0, "a new change value")
         self.assertEqual(len(self.v4.getattr_calls), 2)
+        # a holder that answers while the server waits: no DELAY at all
+        time.sleep(1.2)
+        self.v4.getattr_answer = (change0 + 2, 8192)
+        holder = threading.Thread(target=self.v4.read_callbacks,
+                                  args=(lambda: len(self.v4.getattr_calls) > 2, 5.0))
+        holder.start()
+        try:
+            change, size = other.getattr_change_size(fh)
+        finally:
+            holder.join()
+        self.assertEqual(size, 8192, "the prompt holder's size, without a DELAY first")
+        self.assertEqual(len(self.v4.getattr_calls), 3)
         self.assertEqual(self.v4.recalls, [], "answered CB_GETATTRs recall nothing")
         self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
         self.assertEqual(other.getattr_change_size(fh)[1], size0, "the file's own size once returned")
-        self.assertEqual(len(self.v4.getattr_calls), 2)
+        self.assertEqual(len(self.v4.getattr_calls), 3)
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
     # ---- local processes on the server (the open watcher needs CAP_SYS_ADMIN) ----

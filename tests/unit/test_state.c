@@ -274,6 +274,14 @@ static void test_slots(void)
     state_slot_done(r.slot);
     state_session_put(r.session);
     CHECK_ST(state_sequence(ss, &a, &r2), STATE_ERR_RETRY_UNCACHED_REP);
+    /* abandoned (the request runs again on the blocking pool): the same seqid is new */
+    a.sequenceid = 3;
+    CHECK_ST(state_sequence(ss, &a, &r), STATE_OK);
+    state_slot_abandon(r.slot);
+    state_session_put(r.session);
+    CHECK_ST(state_sequence(ss, &a, &r), STATE_OK);
+    state_slot_done(r.slot);
+    state_session_put(r.session);
     /* other slot, bad slot, unknown session */
     a.slotid = 3;
     a.sequenceid = 1;
@@ -902,6 +910,80 @@ static void test_deleg_count(void)
     state_server_destroy(ss);
 }
 
+struct getattr_answer {
+    struct state_server *ss;
+    struct state_stid *deleg;
+};
+
+static void *answer_getattr_later(void *arg)
+{
+    struct getattr_answer *g = arg;
+    usleep(20000);
+    struct state_deleg_attrs a = {.change = 7, .size = 4096};
+    state_deleg_getattr_done(g->ss, g->deleg, true, &a);
+    return NULL;
+}
+
+/* CB_GETATTR: another client's question waits (state_deleg_getattr_wait) until the
+ * holder answers, or until its time is up; the holder's own questions never wait. */
+static void test_deleg_getattr_wait(void)
+{
+    struct state_params p = {0};
+    p.lease_time_s = 10;
+    p.delegations = true;
+    p.clock_ms = fake_clock;
+    p.work_ready = on_work;
+    struct state_server *ss = state_server_create(&p);
+    uint64_t ch = client40(ss, "ga-holder", V1), ca = client40(ss, "ga-asker", V2);
+    struct state_client *holder, *asker;
+    CHECK_ST(state_client_lookup(ss, ch, &holder), STATE_OK);
+    CHECK_ST(state_client_lookup(ss, ca, &asker), STATE_OK);
+    state_client_set_cb_up(holder, true);
+    struct state_owner *o;
+    bool created;
+    CHECK_ST(state_open_owner_get(ss, holder, "gw", 2, &o, &created), STATE_OK);
+    struct state_open_args oa = {.owner = o, .file_key = "FILE-G", .file_key_len = 6,
+                                 .share_access = STATE_SHARE_ACCESS_READ | STATE_SHARE_ACCESS_WRITE,
+                                 .want_deleg = STATE_DELEG_WRITE};
+    struct state_open_res res;
+    CHECK_ST(state_open(ss, &oa, &res), STATE_OK);
+    CHECK(res.deleg && res.deleg_type == STATE_DELEG_WRITE);
+    state_stid_put(res.open);
+    drain_work(ss, false);
+
+    struct state_deleg_attrs got;
+    bool have;
+    /* nothing asked yet: nothing to wait for */
+    CHECK(!state_deleg_getattr_wait(ss, "FILE-G", 6, asker, 1000));
+    CHECK_ST(state_deleg_getattr(ss, "FILE-G", 6, holder, &got, &have), STATE_OK);
+    CHECK(!have); /* the holder asks about its own file: from the file */
+    CHECK_ST(state_deleg_getattr(ss, "FILE-G", 6, asker, &got, &have), STATE_ERR_DELAY);
+    struct state_work *w;
+    size_t n = state_work_take(ss, &w);
+    CHECK(n == 1 && w[0].kind == STATE_WORK_CB_GETATTR && w[0].deleg == res.deleg);
+    state_work_free(w, n);
+    /* unanswered: the wait ends at its time limit */
+    CHECK(state_deleg_getattr_wait(ss, "FILE-G", 6, asker, 30));
+    CHECK_ST(state_deleg_getattr(ss, "FILE-G", 6, asker, &got, &have), STATE_ERR_DELAY);
+    /* answered by another thread while waiting */
+    struct getattr_answer g = {ss, res.deleg};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, answer_getattr_later, &g) == 0);
+    CHECK(state_deleg_getattr_wait(ss, "FILE-G", 6, asker, 5000));
+    pthread_join(t, NULL);
+    CHECK_ST(state_deleg_getattr(ss, "FILE-G", 6, asker, &got, &have), STATE_OK);
+    CHECK(have && got.change == 7 && got.size == 4096);
+    CHECK(!state_deleg_getattr_wait(ss, "FILE-G", 6, asker, 1000)); /* answered: no wait */
+
+    CHECK_ST(state_delegreturn(ss, res.deleg), STATE_OK);
+    state_stid_put(res.deleg);
+    state_owner_put(o);
+    state_client_put(holder);
+    state_client_put(asker);
+    drain_work(ss, false);
+    state_server_destroy(ss);
+}
+
 /* A 4.1 client gets confirmed state (a record) by opening a file. */
 static void open_something(struct state_server *ss, struct state_client *c, enum state_status want)
 {
@@ -1366,6 +1448,7 @@ int main(void)
     test_new_lock_owner_end();
     test_delegations();
     test_deleg_count();
+    test_deleg_getattr_wait();
     test_grace();
     test_caps();
     test_own_share_conflicts();
