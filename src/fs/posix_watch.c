@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,12 +45,19 @@ struct fs_watch {
     size_t keylen;
     struct pxw_held *held;
     unsigned nheld, held_cap;
+    /* how the change watch's events name the inode (0 bytes: not watched for changes) */
+    __kernel_fsid_t fsid;
+    union {
+        struct file_handle fh;
+        unsigned char room[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+    } handle;
 };
 
 static struct {
     pthread_once_t once;
     bool ok;
     int fan_fd, wake_fd;
+    int change_fd; /* FAN_CLASS_NOTIF | FAN_REPORT_FID group: links, renames, attributes */
     pid_t self;
     pthread_mutex_t lock;
     pthread_mutex_t cb_mu; /* held across fs_watch_cb.held calls */
@@ -60,7 +68,8 @@ static struct {
          .lock = PTHREAD_MUTEX_INITIALIZER,
          .cb_mu = PTHREAD_MUTEX_INITIALIZER,
          .fan_fd = -1,
-         .wake_fd = -1};
+         .wake_fd = -1,
+         .change_fd = -1};
 
 static uint64_t pxw_now_ms(void)
 {
@@ -99,11 +108,46 @@ static void pxw_answer(int fd, uint32_t response)
 }
 
 /* The mark, by the magic link of the O_PATH fd: fanotify_mark takes no O_PATH dirfd. */
-static int pxw_mark(int path_fd, unsigned flags)
+static int pxw_mark_group(int group_fd, uint64_t mask, int path_fd, unsigned flags)
 {
     char link[32];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
-    return fanotify_mark(pxw.fan_fd, flags, FAN_OPEN_PERM, AT_FDCWD, link) < 0 ? -errno : 0;
+    return fanotify_mark(group_fd, flags, mask, AT_FDCWD, link) < 0 ? -errno : 0;
+}
+
+static int pxw_mark(int path_fd, unsigned flags)
+{
+    return pxw_mark_group(pxw.fan_fd, FAN_OPEN_PERM, path_fd, flags);
+}
+
+/*
+ * Changes a process makes without opening the file: link, unlink, rename (of it or over
+ * it) and chmod/chown/utimes. The kernel tells them after the fact (a notification group:
+ * permission events cannot name inodes by handle), so the delegation is recalled then;
+ * the holder learns of the change at its next GETATTR instead of trusting its cache for
+ * the rest of the delegation's life. Unlink and rename-over show as FAN_ATTRIB (the link
+ * count changed).
+ */
+#define PXW_CHANGE_EVENTS (FAN_ATTRIB | FAN_MOVE_SELF | FAN_DELETE_SELF)
+
+static void pxw_change_watch_add(struct fs_watch *w, int path_fd)
+{
+    struct statfs sfs;
+    int mount_id;
+    w->handle.fh.handle_bytes = MAX_HANDLE_SZ;
+    if (pxw.change_fd < 0 || fstatfs(path_fd, &sfs) < 0 ||
+        name_to_handle_at(path_fd, "", &w->handle.fh, &mount_id, AT_EMPTY_PATH) < 0 ||
+        pxw_mark_group(pxw.change_fd, PXW_CHANGE_EVENTS, path_fd, FAN_MARK_ADD) < 0) {
+        w->handle.fh.handle_bytes = 0;
+        return;
+    }
+    memcpy(&w->fsid, &sfs.f_fsid, sizeof(w->fsid));
+}
+
+static void pxw_change_watch_remove(struct fs_watch *w)
+{
+    if (w->handle.fh.handle_bytes)
+        pxw_mark_group(pxw.change_fd, PXW_CHANGE_EVENTS, w->path_fd, FAN_MARK_REMOVE);
 }
 
 /* ---- the watcher thread ---- */
@@ -157,6 +201,52 @@ static void pxw_read_events(void)
             else
                 pxw_hold(m);
         }
+    }
+}
+
+static struct fs_watch *pxw_find_by_handle_locked(const __kernel_fsid_t *fsid, const struct file_handle *fh)
+{
+    for (unsigned b = 0; b < PXW_BUCKETS; b++)
+        for (struct fs_watch *w = pxw.buckets[b]; w; w = w->next)
+            if (w->handle.fh.handle_bytes == fh->handle_bytes && w->handle.fh.handle_type == fh->handle_type &&
+                memcmp(&w->fsid, fsid, sizeof(*fsid)) == 0 &&
+                memcmp(w->handle.fh.f_handle, fh->f_handle, fh->handle_bytes) == 0)
+                return w;
+    return NULL;
+}
+
+static bool pxw_ask(struct fs_watch *w, bool recall);
+
+/* Another process changed a watched inode: recall (no answer is owed: nothing waits). */
+static void pxw_changed(const struct fanotify_event_metadata *m)
+{
+    const struct fanotify_event_info_fid *fid = (const void *)(m + 1);
+    size_t room = m->event_len - m->metadata_len;
+    if (m->pid == pxw.self || room < sizeof(*fid) + sizeof(struct file_handle) ||
+        fid->hdr.info_type != FAN_EVENT_INFO_TYPE_FID)
+        return; /* the server's own change, or not the record asked for */
+    const struct file_handle *fh = (const void *)fid->handle;
+    if (fh->handle_bytes > MAX_HANDLE_SZ || sizeof(*fid) + sizeof(*fh) + fh->handle_bytes > room)
+        return;
+    pthread_mutex_lock(&pxw.lock);
+    struct fs_watch *w = pxw_find_by_handle_locked(&fid->fsid, fh);
+    pthread_mutex_unlock(&pxw.lock);
+    /* w stays valid: only this thread frees watches */
+    if (w && pxw_ask(w, true))
+        log_info("open watcher: pid %d changed a delegated file (inode %llu): recalled",
+                 (int)m->pid, (unsigned long long)w->ino);
+}
+
+static void pxw_read_change_events(void)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+    for (;;) {
+        ssize_t n = read(pxw.change_fd, buf, sizeof(buf));
+        if (n <= 0)
+            return; /* EAGAIN: drained */
+        const struct fanotify_event_metadata *m = (const void *)buf;
+        for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
+            pxw_changed(m);
     }
 }
 
@@ -249,6 +339,7 @@ static void pxw_sweep(void)
         pthread_mutex_unlock(&pxw.lock);
         if (!idle)
             continue;
+        pxw_change_watch_remove(w);
         int err = pxw_mark(w->path_fd, FAN_MARK_REMOVE);
         if (err && err != -ENOENT)
             log_debug("open watcher: removing the mark of inode %llu: %s", (unsigned long long)w->ino,
@@ -267,13 +358,17 @@ static void *pxw_thread(void *arg)
         pthread_mutex_lock(&pxw.lock);
         bool holding = pxw.total_held > 0;
         pthread_mutex_unlock(&pxw.lock);
-        struct pollfd p[2] = {{.fd = pxw.fan_fd, .events = POLLIN}, {.fd = pxw.wake_fd, .events = POLLIN}};
-        if (poll(p, 2, holding ? (int)PXW_POLL_MS : (int)PXW_SWEEP_MS) < 0 && errno != EINTR)
+        struct pollfd p[3] = {{.fd = pxw.fan_fd, .events = POLLIN},
+                              {.fd = pxw.wake_fd, .events = POLLIN},
+                              {.fd = pxw.change_fd, .events = POLLIN}}; /* -1: ignored */
+        if (poll(p, 3, holding ? (int)PXW_POLL_MS : (int)PXW_SWEEP_MS) < 0 && errno != EINTR)
             log_warn("open watcher: poll: %s", strerror(errno));
         uint64_t v;
         if (p[1].revents & POLLIN && read(pxw.wake_fd, &v, sizeof(v)) < 0)
             (void)v;
         pxw_read_events();
+        if (p[2].revents & POLLIN)
+            pxw_read_change_events();
         pxw_serve_held();
         uint64_t now = pxw_now_ms();
         if (now - last_sweep >= PXW_SWEEP_MS) {
@@ -294,6 +389,12 @@ static void pxw_init(void)
                    "are not recalled when a local process opens the file", strerror(errno));
         return;
     }
+    pxw.change_fd = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_CLOEXEC | FAN_NONBLOCK |
+                                      FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS,
+                                  O_RDONLY | O_CLOEXEC);
+    if (pxw.change_fd < 0)
+        log_notice("open watcher: no change watch (%s): links, renames and chmod by local processes "
+                   "do not recall delegations", strerror(errno));
     pxw.self = getpid(); /* before the thread reads it */
     pxw.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pxw.scratch = calloc(PXW_MAX_WATCHES, sizeof(*pxw.scratch));
@@ -329,6 +430,7 @@ static int pxw_add_locked(int path_fd, const struct stat *st, const void *key, s
     w->dev = st->st_dev;
     w->ino = st->st_ino;
     w->path_fd = path_fd;
+    pxw_change_watch_add(w, path_fd);
     w->cb = cb;
     memcpy(w->key, key, keylen);
     w->keylen = keylen;

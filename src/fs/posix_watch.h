@@ -10,8 +10,13 @@
  * nothing is delegated any more, or after PXW_HOLD_MAX_MS. A watch whose file is no
  * longer delegated is dropped by a sweep every PXW_SWEEP_MS.
  *
+ * A second group (FAN_CLASS_NOTIF | FAN_REPORT_FID) watches the same inodes for changes
+ * that open nothing: chmod/chown/utimes, link, unlink, rename of the file or over it.
+ * Those are told after the fact, so another process's change recalls the delegation
+ * then (nothing waits for it).
+ *
  * Needs CAP_SYS_ADMIN (fanotify permission events); without it pxw_begin answers
- * -EOPNOTSUPP. truncate(2) by path opens nothing and is not seen.
+ * -EOPNOTSUPP. truncate(2) by path is seen only after the fact (an attribute change).
  */
 #ifndef PEERNFS_FS_POSIX_WATCH_H
 #define PEERNFS_FS_POSIX_WATCH_H

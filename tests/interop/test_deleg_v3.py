@@ -535,6 +535,34 @@ class DelegVsV3(unittest.TestCase):
                 self.assertGreaterEqual(done[0], returned)
                 self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
+    @unittest.skipUnless(FANOTIFY, "fanotify needs root")
+    def test_local_changes_without_open_recall(self):
+        """chmod, link, rename and unlink by a local process open nothing; the change
+        watch sees them (after the fact) and recalls the delegation."""
+        export = self.srv.export
+        changes = (
+            ("ch1", lambda p: os.chmod(p, 0o600)),
+            ("ln1", lambda p: os.link(p, p + ".link")),
+            ("mv2", lambda p: os.rename(p, p + ".moved")),
+            ("rm2", os.unlink),
+        )
+        for name, change in changes:
+            with self.subTest(change=name):
+                self.make_file(name)
+                open_sid, deleg_sid, fh = self.open_delegated(name)
+                change(os.path.join(export, name))
+                self.expect_recall(deleg_sid, fh)
+                self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
+                self.v4.close_file(fh, open_sid)  # STALE after the unlink: either answer
+        # renaming another file over a delegated one replaces it
+        self.make_file("over1")
+        self.make_file("over1.new")
+        open_sid, deleg_sid, fh = self.open_delegated("over1")
+        os.rename(os.path.join(export, "over1.new"), os.path.join(export, "over1"))
+        self.expect_recall(deleg_sid, fh)
+        self.assertEqual(self.v4.delegreturn(fh, deleg_sid), NFS4_OK)
+        self.v4.close_file(fh, open_sid)
+
     @unittest.skipUnless(FANOTIFY, "write delegations need the open watcher (fanotify, root)")
     def test_no_write_delegation_while_open_locally(self):
         self.make_file("busy1")
