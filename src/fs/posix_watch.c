@@ -217,36 +217,52 @@ static struct fs_watch *pxw_find_by_handle_locked(const __kernel_fsid_t *fsid, c
 
 static bool pxw_ask(struct fs_watch *w, bool recall);
 
-/* Another process changed a watched inode: recall (no answer is owed: nothing waits). */
-static void pxw_changed(const struct fanotify_event_metadata *m)
+/* Another process changed a watched inode: recall (no answer is owed: nothing waits).
+ * `ev` holds one whole event, copied to aligned memory (FID events are not 8-aligned). */
+static void pxw_changed(const unsigned char *ev, size_t len)
 {
-    const struct fanotify_event_info_fid *fid = (const void *)(m + 1);
-    size_t room = m->event_len - m->metadata_len;
-    if (m->pid == pxw.self || room < sizeof(*fid) + sizeof(struct file_handle) ||
-        fid->hdr.info_type != FAN_EVENT_INFO_TYPE_FID)
+    struct fanotify_event_metadata m;
+    struct fanotify_event_info_fid fid;
+    struct {
+        struct file_handle fh;
+        unsigned char room[MAX_HANDLE_SZ];
+    } h;
+    memcpy(&m, ev, sizeof(m));
+    if (m.pid == pxw.self || m.metadata_len < sizeof(m) || m.metadata_len > len ||
+        len - m.metadata_len < sizeof(fid) + sizeof(h.fh))
         return; /* the server's own change, or not the record asked for */
-    const struct file_handle *fh = (const void *)fid->handle;
-    if (fh->handle_bytes > MAX_HANDLE_SZ || sizeof(*fid) + sizeof(*fh) + fh->handle_bytes > room)
+    memcpy(&fid, ev + m.metadata_len, sizeof(fid));
+    memcpy(&h.fh, ev + m.metadata_len + sizeof(fid), sizeof(h.fh));
+    size_t room = len - m.metadata_len - sizeof(fid) - sizeof(h.fh);
+    if (fid.hdr.info_type != FAN_EVENT_INFO_TYPE_FID || h.fh.handle_bytes > MAX_HANDLE_SZ ||
+        h.fh.handle_bytes > room)
         return;
+    memcpy(h.fh.f_handle, ev + m.metadata_len + sizeof(fid) + sizeof(h.fh), h.fh.handle_bytes);
     pthread_mutex_lock(&pxw.lock);
-    struct fs_watch *w = pxw_find_by_handle_locked(&fid->fsid, fh);
+    struct fs_watch *w = pxw_find_by_handle_locked(&fid.fsid, &h.fh);
     pthread_mutex_unlock(&pxw.lock);
     /* w stays valid: only this thread frees watches */
     if (w && pxw_ask(w, true))
-        log_info("open watcher: pid %d changed a delegated file (inode %llu): recalled",
-                 (int)m->pid, (unsigned long long)w->ino);
+        log_info("open watcher: pid %d changed a delegated file (inode %llu): recalled", (int)m.pid,
+                 (unsigned long long)w->ino);
 }
 
 static void pxw_read_change_events(void)
 {
-    char buf[4096] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+    unsigned char buf[4096];
     for (;;) {
         ssize_t n = read(pxw.change_fd, buf, sizeof(buf));
         if (n <= 0)
             return; /* EAGAIN: drained */
-        const struct fanotify_event_metadata *m = (const void *)buf;
-        for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
-            pxw_changed(m);
+        size_t off = 0;
+        while ((size_t)n - off >= sizeof(struct fanotify_event_metadata)) {
+            uint32_t event_len;
+            memcpy(&event_len, buf + off, sizeof(event_len)); /* the first field */
+            if (event_len < sizeof(struct fanotify_event_metadata) || event_len > (size_t)n - off)
+                break;
+            pxw_changed(buf + off, event_len);
+            off += event_len;
+        }
     }
 }
 
