@@ -1,6 +1,6 @@
 /*
- * The NFSv4.1 / 4.2 ops vector (RFC 8881, RFC 7862): one TCP connection carrying the
- * fore channel and the session's back channel.
+ * The NFSv4.x ops vector (RFC 7530, RFC 8881, RFC 7862): one TCP connection carrying
+ * the fore channel and, from 4.1 on, the session's back channel.
  *
  * Connecting: EXCHANGE_ID (a client owner unique per client instance: host name, pid,
  * random), CREATE_SESSION with CONN_BACK_CHAN and our callback program (AUTH_SYS),
@@ -19,6 +19,15 @@
  * thread; asynchronous ones (READ / WRITE / COMMIT / GETATTR) are queued for the state
  * manager, since their completions run on the RPC reader thread, which must not block.
  * Everything is bounded by V4_RECOVERY_MS per request.
+ *
+ * NFSv4.0 (RFC 7530) goes the same way without a session: SETCLIENTID +
+ * SETCLIENTID_CONFIRM instead of EXCHANGE_ID + CREATE_SESSION + RECLAIM_COMPLETE, no
+ * SEQUENCE (compound_args leaves op[0] out), RENEW from the state manager, and the
+ * owners' seqids put into OPEN / CLOSE / LOCK / LOCKU when they go out and advanced by
+ * their replies (nfs4_v40.c), one exchange at a time (nfs4c_owners_begin). No callback
+ * service: the server's probe of our callback address fails, so it grants no
+ * delegations. A reconnect is all a lost connection needs (the server's reply caches
+ * answer retransmissions); a restart is recovered as with 4.1.
  *
  * Open state: one open owner and one lock owner per client instance; the open / lock /
  * delegation stateids of a file live in a small list keyed by handle (struct v4_file),
@@ -49,6 +58,18 @@ static struct xdr_opaque fh4(const struct nfs_fh *f) { return opq(f->data, f->le
 static struct xdr_opaque name4(const char *s) { return opq(s, strlen(s)); }
 
 static void now_mono(struct timespec *t) { clock_gettime(CLOCK_MONOTONIC, t); }
+
+static bool sessions(const struct nfs4_state *v4) { return v4->minor != 0; }
+
+/* The COMPOUND as it goes out: with SEQUENCE in op[0] (4.1+), or from op[1] (4.0). */
+static COMPOUND4args compound_args(const struct nfs4_state *v4, struct v4_args *a)
+{
+    uint32_t skip = sessions(v4) || a->n == 0 ? 0 : 1;
+    return (COMPOUND4args){ { 0, NULL }, v4->minor, { a->n - skip, a->op + skip } };
+}
+
+/* Index of the first result after SEQUENCE (4.1+); 4.0 replies have none. */
+static uint32_t first_result(const struct nfs4_state *v4) { return sessions(v4) ? 1 : 0; }
 
 int64_t nfs4c_now_ms(void)
 {
@@ -184,7 +205,8 @@ static bool is_anon(const stateid4 *sid) { return !memcmp(sid, &anon_stateid, si
 
 /* The stateid for I/O on fh (mu held): the open's, else a delegation's, else anonymous;
  * seqid 0 means "the current one" (RFC 8881 8.2.2), so an upgrade in flight does not
- * matter. -EIO when the file's state was lost in a server restart. */
+ * matter (4.0 has no such thing: an OLD_STATEID answer sends it again with the new
+ * one). -EIO when the file's state was lost in a server restart. */
 static int io_stateid_locked(struct nfs4_state *v4, const struct nfs_fh *fh, stateid4 *sid)
 {
     *sid = anon_stateid;
@@ -195,7 +217,7 @@ static int io_stateid_locked(struct nfs4_state *v4, const struct nfs_fh *fh, sta
         *sid = f->open_sid;
     else if (f && f->deleg_type != OPEN_DELEGATE_NONE)
         *sid = f->deleg_sid;
-    if (!is_anon(sid))
+    if (!is_anon(sid) && sessions(v4))
         sid->seqid = 0;
     return 0;
 }
@@ -225,6 +247,8 @@ static int refresh_op_locked(struct nfs4_state *v4, nfs_argop4 *o, const struct 
     switch (o->argop) {
     case OP_OPEN: o->opopen.owner.clientid = v4->clientid; return 0;
     case OP_LOCKT: o->oplockt.owner.clientid = v4->clientid; return 0;
+    case OP_RENEW: o->oprenew.clientid = v4->clientid; return 0;
+    case OP_RELEASE_LOCKOWNER: o->oprelease_lockowner.lock_owner.clientid = v4->clientid; return 0;
     case OP_READ: return is_anon(&o->opread.stateid) ? 0 : io_stateid_locked(v4, fh, &o->opread.stateid);
     case OP_WRITE: return is_anon(&o->opwrite.stateid) ? 0 : io_stateid_locked(v4, fh, &o->opwrite.stateid);
     case OP_SETATTR:
@@ -266,12 +290,36 @@ static int args_refresh_locked(struct nfs4_state *v4, struct v4_args *a)
 
 /* ---- SEQUENCE and the slot table ---- */
 
-static void note_sent(struct nfs4_state *v4)
+/* Does a COMPOUND renew the lease? Every SEQUENCE does (4.1+); in 4.0 only ops naming
+ * our client id or stateids do, which is not all of them: count RENEW and
+ * SETCLIENTID_CONFIRM only, so the state manager renews every lease / 3 as needed. */
+static bool renews_lease(const struct nfs4_state *v4, const nfs_argop4 *ops, uint32_t n)
+{
+    if (sessions(v4))
+        return true;
+    for (uint32_t i = 0; i < n; i++)
+        if (ops[i].argop == OP_RENEW || ops[i].argop == OP_SETCLIENTID_CONFIRM)
+            return true;
+    return false;
+}
+
+/* renews: renews_lease() of the COMPOUND, asked before it went out (an asynchronous
+ * one's memory may be gone once it is sent). */
+static void note_sent(struct nfs4_state *v4, bool renews)
 {
     pthread_mutex_lock(&v4->mu);
-    now_mono(&v4->last_send);
+    if (renews)
+        now_mono(&v4->last_send);
     v4->stats.compounds++;
     pthread_mutex_unlock(&v4->mu);
+}
+
+void nfs4c_add_lease_renewal_locked(struct nfs4_state *v4, struct v4_args *a)
+{
+    if (sessions(v4))
+        a->n = 1; /* SEQUENCE alone */
+    else
+        nfs4c_add_op(a, OP_RENEW)->oprenew.clientid = v4->clientid;
 }
 
 /* Take a slot of the current session and fill SEQUENCE in. -ECANCELED: that session
@@ -405,6 +453,8 @@ static int req_prepare(struct nfs_client *c, struct v4_req *rq)
         rq->epoch = v4->state_epoch;
         st = args_refresh_locked(v4, rq->a);
     }
+    if (!st && !sessions(v4)) /* the owners' seqids as of now (a resend: the same) */
+        nfs4_seqid_fill(rq->a->op + 1, rq->a->n ? rq->a->n - 1 : 0, v4->seqid_next);
     bool stale_slot = rq->have_slot && rq->sess != v4->sess;
     if (!st && !(rq->conn = nfs4c_conn_get_locked(v4)))
         st = -ENOTCONN;
@@ -413,7 +463,7 @@ static int req_prepare(struct nfs_client *c, struct v4_req *rq)
     pthread_mutex_unlock(&v4->mu);
     if (stale_slot) /* that session is gone: whatever the slot saw no longer matters */
         slot_release(c, rq, NFS4_SLOT_LOST, UINT32_MAX);
-    if (!st && !rq->have_slot && (st = seq_begin(c, rq)) != 0) {
+    if (!st && sessions(v4) && !rq->have_slot && (st = seq_begin(c, rq)) != 0) {
         nfs4c_conn_put(v4, rq->conn);
         rq->conn = NULL;
     }
@@ -495,20 +545,36 @@ static enum v4_action req_stale(struct nfs_client *c, struct v4_req *rq, int st)
     return st == NFS4ERR_BAD_STATEID ? V4_DONE : req_recover(c, rq, RECOV_CLIENT);
 }
 
+/* 4.0: what the reply says about the owners' seqids (RFC 7530 9.1.7). */
+static void seqids_advance(struct nfs_client *c, struct v4_req *rq, const COMPOUND4res *res)
+{
+    struct nfs4_state *v4 = c->v4;
+    COMPOUND4args ca = compound_args(v4, rq->a);
+    if (!nfs4_seqid_ops(ca.argarray.val, ca.argarray.len))
+        return;
+    pthread_mutex_lock(&v4->mu);
+    nfs4_seqid_update(ca.argarray.val, ca.argarray.len, res, v4->seqid_next);
+    pthread_mutex_unlock(&v4->mu);
+}
+
 /* What to do after one transmission: st is the transport / decoding status, res the
  * decoded reply when st is 0; *status becomes the request's status. */
 static enum v4_action req_outcome(struct nfs_client *c, struct v4_req *rq, int *status,
                                   const COMPOUND4res *res)
 {
     int st = *status;
-    if (transport_lost(st) && rq->have_slot) {
+    bool sess = sessions(c->v4);
+    if (transport_lost(st) && (rq->have_slot || !sess)) {
         /* keep the slot: if the session survives the reconnect, the same slot and
-         * sequence id go out again and the server's reply cache answers */
+         * sequence id go out again and the server's reply cache answers (4.0: the
+         * same seqids, for the owners' reply caches, and its duplicate request cache) */
         return req_recover(c, rq, RECOV_CONN);
     }
-    int sst = seq_end(c, rq, st, res);
+    int sst = sess ? seq_end(c, rq, st, res) : 0;
     if (st)
         return V4_DONE;
+    if (!sess)
+        seqids_advance(c, rq, res);
     int cst = *status = sst ? sst : (int)res->status;
     switch (cst) {
     case NFS4ERR_BADSESSION:
@@ -523,6 +589,8 @@ static enum v4_action req_outcome(struct nfs_client *c, struct v4_req *rq, int *
     case NFS4ERR_EXPIRED:
     case NFS4ERR_BAD_STATEID:
         return req_stale(c, rq, cst);
+    case NFS4ERR_OLD_STATEID: /* 4.0: I/O overtaken by an OPEN upgrade: the new seqid */
+        return !sess && !rq->sm && rq->stale++ < 3 ? V4_RETRY : V4_DONE;
     case NFS4ERR_RETRY_UNCACHED_REP: /* a retransmission the server did not keep */
     case NFS4ERR_SEQ_MISORDERED:     /* a retired slot's: another slot */
         return sst && rq->misordered++ < 3 ? V4_RETRY : V4_DONE;
@@ -551,10 +619,10 @@ static enum v4_action call_once(struct nfs_client *c, struct v4_req *rq, struct 
         *status = st;
         return st == -ECANCELED && req_may_retry(c, rq) ? V4_RETRY : V4_DONE;
     }
-    COMPOUND4args ca = { { 0, NULL }, v4->minor, { rq->a->n, rq->a->op } };
+    COMPOUND4args ca = compound_args(v4, rq->a);
     st = rpc_clnt_call(rq->conn->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
                        enc_compound, &ca, c->timeout_ms, &r->rep);
-    note_sent(v4);
+    note_sent(v4, renews_lease(v4, ca.argarray.val, ca.argarray.len));
     *status = st ? nfs_client_rpc_status(st, &r->rep) : v4_decode(r, rq->arena);
     enum v4_action act = req_outcome(c, rq, status, *status ? NULL : &r->res);
     nfs4c_conn_put(v4, rq->conn);
@@ -563,8 +631,8 @@ static enum v4_action call_once(struct nfs_client *c, struct v4_req *rq, struct 
 }
 
 /*
- * A blocking COMPOUND: SEQUENCE + a->op[1..]. Returns the COMPOUND status (0 or the
- * failing op's nfsstat4) with r holding the results after SEQUENCE (r->next), or a
+ * A blocking COMPOUND: SEQUENCE (4.1+) + a->op[1..]. Returns the COMPOUND status (0 or
+ * the failing op's nfsstat4) with r holding the results after SEQUENCE (r->next), or a
  * negative error. Retries as the file comment says. nfs4c_reply_free(r) in every case.
  */
 static int v4_call_sized(struct nfs_client *c, struct v4_args *a, struct v4_reply *r,
@@ -577,7 +645,7 @@ static int v4_call_sized(struct nfs_client *c, struct v4_args *a, struct v4_repl
         enum v4_action act = call_once(c, &rq, r, &st);
         if (act == V4_DONE) {
             req_finish(c, &rq);
-            r->next = 1;
+            r->next = first_result(c->v4);
             return st;
         }
         nfs4c_reply_free(r);
@@ -613,7 +681,7 @@ int nfs4c_call_nosession(struct nfs_client *c, nfs_argop4 *ops, uint32_t n, stru
     int st = rpc_clnt_call(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
                            enc_compound, &ca, c->timeout_ms, &r->rep);
     nfs4c_conn_put(v4, k);
-    note_sent(v4);
+    note_sent(v4, renews_lease(v4, ca.argarray.val, ca.argarray.len));
     if (!st)
         st = v4_decode(r, V4_ARENA_DEFAULT);
     else
@@ -751,7 +819,7 @@ static void v4_io_done(void *arg, int status, struct rpc_reply *rep)
     struct nfs_io_result res;
     struct nfs4_fattr fa;
     memset(&res, 0, sizeof(res));
-    r.next = 1;
+    r.next = first_result(io->c->v4);
     if (!st)
         st = io_take_result(io, &r, &res, &fa);
     if (!st && io->ref) { /* READ data points into the reply: it is the caller's now */
@@ -774,7 +842,8 @@ static int io_send(struct nfs_client *c, struct v4_io *io)
     }
     if (st)
         return st;
-    COMPOUND4args ca = { { 0, NULL }, c->v4->minor, { io->a.n, io->a.op } };
+    COMPOUND4args ca = compound_args(c->v4, &io->a);
+    bool renews = renews_lease(c->v4, ca.argarray.val, ca.argarray.len);
     struct v4_conn *k = io->rq.conn;
     if (io->op == OP_WRITE) /* WRITE, last, with its data empty: it goes out from io->data */
         st = rpc_clnt_call_async_payload(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND,
@@ -783,7 +852,7 @@ static int io_send(struct nfs_client *c, struct v4_io *io)
     else
         st = rpc_clnt_call_async(k->rpc, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &c->cred,
                                  enc_compound, &ca, c->timeout_ms, v4_io_done, io);
-    note_sent(c->v4);
+    note_sent(c->v4, renews);
     if (!st)
         return 0; /* io belongs to the completion now */
     enum v4_action act = req_outcome(c, &io->rq, &st, NULL);
@@ -1036,7 +1105,7 @@ const struct rpc_program_desc nfs4c_cb_program = { NFS4_CALLBACK, "nfs4_cb", 1, 
 
 int nfs_client_on_callback(struct nfs_client *c, uint32_t op, nfs_callback_fn fn, void *ctx)
 {
-    if (!c->v4)
+    if (!c->v4 || !sessions(c->v4)) /* v3, and 4.0: no callback service */
         return -EPROTONOSUPPORT;
     if (op < OP_CB_GETATTR || op >= NFS4_CB_OP_MAX || op == OP_CB_SEQUENCE)
         return -EINVAL;
@@ -1223,6 +1292,7 @@ static int v4_state_new(struct nfs_client *c, const struct nfs_url *u)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&v4->cv, &ca);
     pthread_cond_init(&v4->recov_cv, &ca);
+    pthread_cond_init(&v4->owners_cv, &ca);
     pthread_condattr_destroy(&ca);
     nfs4_cb_init(&v4->cb);
     nfs4_cb_register(&v4->cb, OP_CB_RECALL, cb_recall, v4);
@@ -1251,13 +1321,20 @@ static int v4_connect(struct nfs_client *c, uint16_t port, char *err, size_t err
     return st;
 }
 
-static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, size_t errlen)
+/* 4.0: the client id; READ / WRITE sizes come from the server's maxread / maxwrite. */
+static int v40_establish(struct nfs_client *c, char *err, size_t errlen)
 {
-    int st = v4_state_new(c, u);
-    if (!st)
-        st = v4_connect(c, u->port ? u->port : 2049, err, errlen);
+    int st = nfs4c_setclientid(c);
     if (st)
-        return st;
+        snprintf(err, errlen, "SETCLIENTID: %s", nfs_client_strerror(st));
+    c->rsize = c->wsize = NFS_CLIENT_IO_MAX;
+    return st;
+}
+
+/* 4.1+: client id, session, and no reclaims to make. */
+static int v41_establish(struct nfs_client *c, char *err, size_t errlen)
+{
+    int st;
     uint32_t flags;
     if ((st = nfs4c_exchange_id(c, &flags))) {
         snprintf(err, errlen, "EXCHANGE_ID: %s", nfs_client_strerror(st));
@@ -1274,6 +1351,18 @@ static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, si
         snprintf(err, errlen, "RECLAIM_COMPLETE: %s", nfs_client_strerror(st));
         return st;
     }
+    return 0;
+}
+
+static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, size_t errlen)
+{
+    int st = v4_state_new(c, u);
+    if (!st)
+        st = v4_connect(c, u->port ? u->port : 2049, err, errlen);
+    if (!st)
+        st = sessions(c->v4) ? v41_establish(c, err, errlen) : v40_establish(c, err, errlen);
+    if (st)
+        return st;
     if ((st = walk_url_path(c, u->path))) {
         snprintf(err, errlen, "LOOKUP %s: %s", u->path, nfs_client_strerror(st));
         return st;
@@ -1290,18 +1379,18 @@ static int v4_mount(struct nfs_client *c, const struct nfs_url *u, char *err, si
     return st;
 }
 
-/* Give back what we hold so the server need not wait for our lease to expire. */
+static int send_close(struct nfs_client *c, const struct nfs_fh *fh, bool had_lock,
+                      stateid4 lock_sid, stateid4 open_sid);
+
+/* Give back what we hold so the server need not wait for our lease to expire (4.0
+ * CLOSEs only once the locks are gone; 4.1 servers drop them with the open). */
 static void give_back_state(struct nfs_client *c)
 {
     struct nfs4_state *v4 = c->v4;
     for (struct v4_file *f = v4->files; f; f = f->next) {
         struct v4_args a = { 0 };
-        if (f->have_open) {
-            nfs4c_add_putfh(&a, &f->fh);
-            CLOSE4args *cl = &nfs4c_add_op(&a, OP_CLOSE)->opclose;
-            cl->open_stateid = f->open_sid;
-            nfs4c_call_status(c, &a);
-        }
+        if (f->have_open)
+            send_close(c, &f->fh, f->have_lock && !sessions(v4), f->lock_sid, f->open_sid);
         if (f->deleg_type != OPEN_DELEGATE_NONE) {
             a.n = 0;
             nfs4c_add_putfh(&a, &f->fh);
@@ -1326,7 +1415,7 @@ static void destroy_session_and_client(struct nfs_client *c)
         nfs4c_call_nosession(c, &op, 1, &r);
         nfs4c_reply_free(&r);
     }
-    if (v4->have_clientid) {
+    if (v4->have_clientid && sessions(v4)) { /* 4.0 has no such op: the lease runs out */
         memset(&op, 0, sizeof(op));
         op.argop = OP_DESTROY_CLIENTID;
         op.opdestroy_clientid.dca_clientid = v4->clientid;
@@ -1380,7 +1469,7 @@ static void v4_unmount(struct nfs_client *c)
     nfs4c_retries_fail_locked(c, -ECANCELED, false);
     pthread_mutex_unlock(&v4->mu);
     if (v4->conn) {
-        if (v4->sess)
+        if (v4->sess || (!sessions(v4) && v4->have_clientid))
             give_back_state(c);
         destroy_session_and_client(c);
     }
@@ -1402,6 +1491,7 @@ static void v4_unmount(struct nfs_client *c)
     pthread_mutex_destroy(&v4->mu);
     pthread_cond_destroy(&v4->cv);
     pthread_cond_destroy(&v4->recov_cv);
+    pthread_cond_destroy(&v4->owners_cv);
     free(v4);
     c->v4 = NULL;
 }
@@ -1480,24 +1570,81 @@ static int v4_setattr(struct nfs_client *c, const struct nfs_fh *fh, const struc
     return st;
 }
 
-/* ---- OPEN / CLOSE ---- */
+/* ---- the owners' seqids (4.0) ---- */
 
-/* OPEN name in dir (CLAIM_NULL); records the open (and any delegation) for the handle. */
-static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
-                       int flags, uint32_t mode, uint32_t want, struct nfs_fh *fh,
-                       struct nfs_attr *attr)
+static bool owners_serialized(const struct nfs4_state *v4)
+{
+    return !sessions(v4) && !on_state_manager(v4);
+}
+
+int nfs4c_owners_begin(struct nfs_client *c)
 {
     struct nfs4_state *v4 = c->v4;
-    uint8_t buf[128];
-    uint32_t mask[2];
+    if (!owners_serialized(v4))
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += V4_RECOVERY_MS / 1000;
+    int st = 0;
+    pthread_mutex_lock(&v4->mu);
+    while (v4->owners_busy && !v4->stopping && !st)
+        if (pthread_cond_timedwait(&v4->owners_cv, &v4->mu, &ts) == ETIMEDOUT)
+            st = -ETIMEDOUT;
+    if (!st && v4->stopping)
+        st = -ECANCELED;
+    if (!st)
+        v4->owners_busy = true;
+    pthread_mutex_unlock(&v4->mu);
+    return st;
+}
+
+void nfs4c_owners_end(struct nfs_client *c)
+{
+    struct nfs4_state *v4 = c->v4;
+    if (!owners_serialized(v4))
+        return;
+    pthread_mutex_lock(&v4->mu);
+    v4->owners_busy = false;
+    pthread_cond_signal(&v4->owners_cv);
+    pthread_mutex_unlock(&v4->mu);
+}
+
+int nfs4c_open_confirm(struct nfs_client *c, const struct nfs_fh *fh, uint32_t rflags,
+                       stateid4 *sid)
+{
+    if (sessions(c->v4) || !(rflags & OPEN4_RESULT_CONFIRM))
+        return 0;
     struct v4_args a = { 0 };
-    nfs4c_add_putfh(&a, dir);
-    OPEN4args *o = &nfs4c_add_op(&a, OP_OPEN)->opopen;
-    uint32_t access = (flags & NFS_O_RDONLY) ? OPEN4_SHARE_ACCESS_READ
-                    : (flags & NFS_O_WRONLY) ? OPEN4_SHARE_ACCESS_WRITE
-                                             : OPEN4_SHARE_ACCESS_BOTH;
-    o->seqid = 0; /* 4.1: open-owner seqids are not used */
-    o->share_access = access | want;
+    nfs4c_add_putfh(&a, fh);
+    nfs4c_add_op(&a, OP_OPEN_CONFIRM)->opopen_confirm.open_stateid = *sid;
+    struct v4_reply r;
+    int st = nfs4c_call(c, &a, &r);
+    const nfs_resop4 *o = st ? NULL : v4_skip(&r, OP_PUTFH) ? nfs4c_next(&r, OP_OPEN_CONFIRM) : NULL;
+    if (!st && !o)
+        st = -EBADMSG;
+    if (!st)
+        *sid = o->opopen_confirm.resok4.open_stateid;
+    nfs4c_reply_free(&r);
+    return st;
+}
+
+/* ---- OPEN / CLOSE ---- */
+
+static uint32_t open_access(int flags)
+{
+    return (flags & NFS_O_RDONLY)   ? OPEN4_SHARE_ACCESS_READ
+           : (flags & NFS_O_WRONLY) ? OPEN4_SHARE_ACCESS_WRITE
+                                    : OPEN4_SHARE_ACCESS_BOTH;
+}
+
+/* OPEN4args for name (CLAIM_NULL); the seqid goes in when it is sent (4.0; 4.1 has
+ * none). createattrs point into buf. */
+static void open_args(struct nfs4_state *v4, OPEN4args *o, const char *name, int flags,
+                      uint32_t mode, uint32_t want, uint8_t *buf, size_t buflen, uint32_t mask[2])
+{
+    o->seqid = 0;
+    /* the want bits are 4.1's: a 4.0 server takes them for a bad share_access */
+    o->share_access = open_access(flags) | (sessions(v4) ? want : 0);
     o->share_deny = OPEN4_SHARE_DENY_NONE;
     o->owner.clientid = v4->clientid;
     o->owner.owner = name4(v4->open_owner);
@@ -1507,12 +1654,49 @@ static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const cha
         /* UNCHECKED4 with size 0 truncates an existing file (RFC 8881 18.16.3) */
         struct nfs_setattr sa = { .set_mode = true, .mode = mode,
                                   .set_size = (flags & NFS_O_TRUNC) != 0, .size = 0 };
-        nfs4_encode_sattr(&sa, buf, sizeof(buf), mask, &o->openhow.how.createattrs);
+        nfs4_encode_sattr(&sa, buf, buflen, mask, &o->openhow.how.createattrs);
     } else {
         o->openhow.opentype = OPEN4_NOCREATE;
     }
     o->claim.claim = CLAIM_NULL;
     o->claim.file = name4(name);
+}
+
+/* Record a granted open (and any delegation) for the handle. */
+static int open_record(struct nfs4_state *v4, const struct nfs_fh *fh, uint32_t access,
+                       const stateid4 *sid, const open_delegation4 *deleg)
+{
+    pthread_mutex_lock(&v4->mu);
+    struct v4_file *f = file_get(v4, fh);
+    if (f) {
+        f->refs++;
+        f->have_open = true;
+        f->lost = false;
+        f->share_access |= access;
+        f->open_sid = *sid;
+        uint32_t dt = deleg->delegation_type;
+        if (dt == OPEN_DELEGATE_READ || dt == OPEN_DELEGATE_WRITE) {
+            f->deleg_type = dt;
+            f->deleg_sid = dt == OPEN_DELEGATE_READ ? deleg->read.stateid : deleg->write.stateid;
+            v4->stats.delegations++;
+        }
+    }
+    pthread_mutex_unlock(&v4->mu);
+    return f ? 0 : -ENOMEM;
+}
+
+/* OPEN name in dir (CLAIM_NULL), confirmed when the server asks (4.0); records the
+ * open (and any delegation) for the handle. The caller owns the owners' seqids. */
+static int open_in_dir_owned(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                             int flags, uint32_t mode, uint32_t want, struct nfs_fh *fh,
+                             struct nfs_attr *attr)
+{
+    uint8_t buf[128];
+    uint32_t mask[2];
+    struct v4_args a = { 0 };
+    nfs4c_add_putfh(&a, dir);
+    open_args(c->v4, &nfs4c_add_op(&a, OP_OPEN)->opopen, name, flags, mode, want, buf,
+              sizeof(buf), mask);
     nfs4c_add_op(&a, OP_GETFH);
     add_getattr(&a, NFS4_ATTRS_STAT);
     struct v4_reply r;
@@ -1526,34 +1710,31 @@ static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const cha
         if (!st)
             st = take_attr(&r, NFS4_ATTRS_STAT, &fa);
     }
-    if (st) {
-        nfs4c_reply_free(&r);
-        return st;
+    stateid4 sid;
+    if (!st) {
+        sid = ro->opopen.resok4.stateid;
+        st = nfs4c_open_confirm(c, &got, ro->opopen.resok4.rflags, &sid);
     }
-    const OPEN4resok *ok = &ro->opopen.resok4;
-    pthread_mutex_lock(&v4->mu);
-    struct v4_file *f = file_get(v4, &got);
-    if (f) {
-        f->refs++;
-        f->have_open = true;
-        f->lost = false;
-        f->share_access |= access;
-        f->open_sid = ok->stateid;
-        uint32_t dt = ok->delegation.delegation_type;
-        if (dt == OPEN_DELEGATE_READ || dt == OPEN_DELEGATE_WRITE) {
-            f->deleg_type = dt;
-            f->deleg_sid = dt == OPEN_DELEGATE_READ ? ok->delegation.read.stateid
-                                                    : ok->delegation.write.stateid;
-            v4->stats.delegations++;
-        }
-    }
-    pthread_mutex_unlock(&v4->mu);
+    if (!st)
+        st = open_record(c->v4, &got, open_access(flags), &sid, &ro->opopen.resok4.delegation);
     nfs4c_reply_free(&r);
-    if (!f)
-        return -ENOMEM;
+    if (st)
+        return st;
     *fh = got;
     attr_out(attr, &fa);
     return 0;
+}
+
+static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                       int flags, uint32_t mode, uint32_t want, struct nfs_fh *fh,
+                       struct nfs_attr *attr)
+{
+    int st = nfs4c_owners_begin(c);
+    if (st)
+        return st;
+    st = open_in_dir_owned(c, dir, name, flags, mode, want, fh, attr);
+    nfs4c_owners_end(c);
+    return st;
 }
 
 static int close_fh(struct nfs_client *c, const struct nfs_fh *fh);
@@ -1591,10 +1772,32 @@ static int v4_open(struct nfs_client *c, const char *path, int flags, uint32_t m
     return st;
 }
 
-/* Unlock everything fh's lock owner holds and free the lock stateid (CLOSE with locks
- * held is NFS4ERR_LOCKS_HELD). */
+static void file_forget_locks(struct v4_file *f)
+{
+    f->have_lock = false;
+    nfs4_lockset_clear(&f->locks);
+}
+
+/* 4.0: RELEASE_LOCKOWNER (RFC 7530 16.37), in a COMPOUND of its own, as the Linux
+ * client sends it (NFS-Ganesha 4.3 loses a reference to the export when it follows
+ * other ops: a use-after-free there). 0: the server dropped the owner's lock state on
+ * every file; LOCKS_HELD while it holds locks somewhere. */
+static int release_lockowner(struct nfs_client *c)
+{
+    struct v4_args a = { 0 };
+    lock_owner4 *lo = &nfs4c_add_op(&a, OP_RELEASE_LOCKOWNER)->oprelease_lockowner.lock_owner;
+    lo->clientid = c->v4->clientid;
+    lo->owner = name4(c->v4->lock_owner);
+    return nfs4c_call_status(c, &a);
+}
+
+/* Unlock everything fh's lock owner holds and let go of its lock state there (CLOSE
+ * with locks held is NFS4ERR_LOCKS_HELD): 4.1 frees the lock stateid; 4.0 has no
+ * FREE_STATEID but RELEASE_LOCKOWNER, which ends the owner's lock stateids on every
+ * file once it holds no lock anywhere. 4.0: the caller owns the seqids. */
 static void unlock_all(struct nfs_client *c, const struct nfs_fh *fh, stateid4 lock_sid)
 {
+    struct nfs4_state *v4 = c->v4;
     struct v4_args a = { 0 };
     nfs4c_add_putfh(&a, fh);
     LOCKU4args *u = &nfs4c_add_op(&a, OP_LOCKU)->oplocku;
@@ -1602,15 +1805,29 @@ static void unlock_all(struct nfs_client *c, const struct nfs_fh *fh, stateid4 l
     u->lock_stateid = lock_sid;
     u->offset = 0;
     u->length = NFS4_UINT64_MAX;
-    nfs4c_add_op(&a, OP_FREE_STATEID)->opfree_stateid.fsa_stateid = lock_sid;
-    nfs4c_call_status(c, &a);
-    pthread_mutex_lock(&c->v4->mu);
-    struct v4_file *f = nfs4c_file_find(c->v4, fh);
-    if (f) {
-        f->have_lock = false;
-        nfs4_lockset_clear(&f->locks);
-    }
-    pthread_mutex_unlock(&c->v4->mu);
+    if (sessions(v4))
+        nfs4c_add_op(&a, OP_FREE_STATEID)->opfree_stateid.fsa_stateid = lock_sid;
+    int st = nfs4c_call_status(c, &a);
+    bool released = !sessions(v4) && st == 0 && release_lockowner(c) == 0;
+    pthread_mutex_lock(&v4->mu);
+    for (struct v4_file *f = v4->files; f; f = f->next)
+        if (released || (f->fh.len == fh->len && !memcmp(f->fh.data, fh->data, fh->len)))
+            file_forget_locks(f);
+    pthread_mutex_unlock(&v4->mu);
+}
+
+/* LOCKU (when a lock was taken) + CLOSE of fh's open. */
+static int send_close(struct nfs_client *c, const struct nfs_fh *fh, bool had_lock,
+                      stateid4 lock_sid, stateid4 open_sid)
+{
+    if (had_lock)
+        unlock_all(c, fh, lock_sid);
+    struct v4_args a = { 0 };
+    nfs4c_add_putfh(&a, fh);
+    CLOSE4args *cl = &nfs4c_add_op(&a, OP_CLOSE)->opclose;
+    cl->seqid = 0;
+    cl->open_stateid = open_sid;
+    return nfs4c_call_status(c, &a);
 }
 
 /* Drop one reference to the open of fh; the last one sends CLOSE (after LOCKU). A file
@@ -1634,14 +1851,11 @@ static int close_fh(struct nfs_client *c, const struct nfs_fh *fh)
     pthread_mutex_unlock(&v4->mu);
     if (lost)
         return -EIO;
-    if (had_lock)
-        unlock_all(c, fh, lock_sid);
-    struct v4_args a = { 0 };
-    nfs4c_add_putfh(&a, fh);
-    CLOSE4args *cl = &nfs4c_add_op(&a, OP_CLOSE)->opclose;
-    cl->seqid = 0;
-    cl->open_stateid = open_sid;
-    int st = nfs4c_call_status(c, &a);
+    int st = nfs4c_owners_begin(c);
+    if (st)
+        return st;
+    st = send_close(c, fh, had_lock, lock_sid, open_sid);
+    nfs4c_owners_end(c);
     pthread_mutex_lock(&v4->mu);
     if ((f = nfs4c_file_find(v4, fh)) && !f->refs) {
         f->have_open = false;
@@ -1886,8 +2100,8 @@ static void lock_granted(struct nfs4_state *v4, const struct nfs_fh *fh, const s
     pthread_mutex_unlock(&v4->mu);
 }
 
-static int v4_lock(struct nfs_client *c, struct nfs_file *file, bool write, uint64_t off,
-                   uint64_t len)
+static int v4_lock_owned(struct nfs_client *c, struct nfs_file *file, bool write, uint64_t off,
+                         uint64_t len)
 {
     struct nfs4_state *v4 = c->v4;
     bool have_lock;
@@ -1916,7 +2130,8 @@ static int v4_lock(struct nfs_client *c, struct nfs_file *file, bool write, uint
     return st;
 }
 
-static int v4_unlock(struct nfs_client *c, struct nfs_file *file, uint64_t off, uint64_t len)
+static int v4_unlock_owned(struct nfs_client *c, struct nfs_file *file, uint64_t off,
+                           uint64_t len)
 {
     struct nfs4_state *v4 = c->v4;
     pthread_mutex_lock(&v4->mu);
@@ -1953,6 +2168,29 @@ static int v4_unlock(struct nfs_client *c, struct nfs_file *file, uint64_t off, 
     return st;
 }
 
+/* 4.0: a lock owner's LOCK / LOCKU go one at a time, with the seqid of the moment
+ * (LOCK's first one also the open owner's); with 4.1 these wrappers cost nothing. */
+static int v4_lock(struct nfs_client *c, struct nfs_file *file, bool write, uint64_t off,
+                   uint64_t len)
+{
+    int st = nfs4c_owners_begin(c);
+    if (st)
+        return st;
+    st = v4_lock_owned(c, file, write, off, len);
+    nfs4c_owners_end(c);
+    return st;
+}
+
+static int v4_unlock(struct nfs_client *c, struct nfs_file *file, uint64_t off, uint64_t len)
+{
+    int st = nfs4c_owners_begin(c);
+    if (st)
+        return st;
+    st = v4_unlock_owned(c, file, off, len);
+    nfs4c_owners_end(c);
+    return st;
+}
+
 static int v4_testlock(struct nfs_client *c, struct nfs_file *file, bool write, uint64_t off,
                        uint64_t len, struct nfs_lock_conflict *conflict)
 {
@@ -1984,7 +2222,7 @@ static int v4_testlock(struct nfs_client *c, struct nfs_file *file, bool write, 
 }
 
 const struct nfs_client_ops nfs4_client_ops = {
-    .name = "NFSv4.1",
+    .name = "NFSv4",
     .mount = v4_mount,
     .unmount = v4_unmount,
     .lookup = v4_lookup,

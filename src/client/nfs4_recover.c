@@ -1,5 +1,5 @@
 /*
- * The NFSv4.1 client's state manager: one thread per client that renews the lease,
+ * The NFSv4.x client's state manager: one thread per client that renews the lease,
  * returns recalled delegations, sends again the asynchronous requests queued for a
  * retry, and repairs what a dropped connection or a server restart broke (RFC 8881
  * 2.10.13, 8.4.2, 18.51), one recovery at a time while requests wait for it:
@@ -16,15 +16,25 @@
  *    grace period is over) marks the file's state lost: its later I/O fails with -EIO
  *    rather than going on without the locks it had.
  *
+ * NFSv4.0 (RFC 7530 9.6.2) takes the same steps without a session: a lost connection
+ * is only connected again (requests go out again with the same seqids, which the
+ * server's reply caches recognise); STALE_CLIENTID (or a stale stateid, or RENEW
+ * answering EXPIRED) means SETCLIENTID + SETCLIENTID_CONFIRM with the same id and
+ * verifier, then the same reclaims (an OPEN_CONFIRM after an OPEN that asks for one)
+ * and no RECLAIM_COMPLETE: the server's grace period ends on its own.
+ *
  * A step that fails is tried again a second later (a restarting server refuses
  * connections for a while), for up to V4_RECOVERY_MS; then the waiting requests fail
  * with the last error, and the next request that meets the breakage starts a new
  * attempt. Recovery logs at info level.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "client/nfs4_state.h"
 #include "util/log.h"
@@ -153,6 +163,85 @@ int nfs4c_exchange_id(struct nfs_client *c, uint32_t *flags)
     nfs4c_reply_free(&r);
     return st;
 }
+
+/* ---- SETCLIENTID (4.0) ---- */
+
+/* Our address as the server sees it (the route's source address: a connected UDP socket
+ * sends nothing), for a callback location in the server's address family. */
+static int local_addr(const struct nfs_client *c, struct sockaddr_storage *me)
+{
+    int fd = socket(c->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    socklen_t len = sizeof(*me);
+    int st = connect(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 ||
+                     getsockname(fd, (struct sockaddr *)me, &len) < 0
+                 ? -errno
+                 : 0;
+    close(fd);
+    return st;
+}
+
+/* SETCLIENTID (RFC 7530 16.33): our id string and instance verifier, and a callback
+ * location nobody listens at, since the library serves no callbacks over 4.0. */
+static int setclientid(struct nfs_client *c, clientid4 *id, verifier4 confirm)
+{
+    struct nfs4_state *v4 = c->v4;
+    struct sockaddr_storage me;
+    char netid[8], uaddr[INET6_ADDRSTRLEN + 16];
+    int st = local_addr(c, &me);
+    if (!st)
+        st = nfs4_uaddr_port0((struct sockaddr *)&me, netid, sizeof(netid), uaddr, sizeof(uaddr));
+    if (st)
+        return st;
+    nfs_argop4 op;
+    memset(&op, 0, sizeof(op));
+    op.argop = OP_SETCLIENTID;
+    SETCLIENTID4args *sc = &op.opsetclientid;
+    memcpy(sc->client.verifier, v4->verifier, sizeof(verifier4));
+    sc->client.id = opq(v4->ownerid, strlen(v4->ownerid));
+    sc->callback.cb_program = NFS4_CALLBACK;
+    sc->callback.cb_location.na_r_netid = (struct xdr_string){ (uint32_t)strlen(netid), netid };
+    sc->callback.cb_location.na_r_addr = (struct xdr_string){ (uint32_t)strlen(uaddr), uaddr };
+    sc->callback_ident = 1;
+    struct v4_reply r;
+    st = nfs4c_call_nosession(c, &op, 1, &r);
+    const nfs_resop4 *o = st ? NULL : nfs4c_next(&r, OP_SETCLIENTID);
+    if (!st && !o)
+        st = -EBADMSG;
+    if (!st) {
+        *id = o->opsetclientid.resok4.clientid;
+        memcpy(confirm, o->opsetclientid.resok4.setclientid_confirm, sizeof(verifier4));
+    }
+    nfs4c_reply_free(&r);
+    return st;
+}
+
+int nfs4c_setclientid(struct nfs_client *c)
+{
+    clientid4 id;
+    verifier4 confirm;
+    int st = setclientid(c, &id, confirm);
+    if (st)
+        return st;
+    nfs_argop4 op;
+    memset(&op, 0, sizeof(op));
+    op.argop = OP_SETCLIENTID_CONFIRM;
+    op.opsetclientid_confirm.clientid = id;
+    memcpy(op.opsetclientid_confirm.setclientid_confirm, confirm, sizeof(verifier4));
+    struct v4_reply r;
+    st = nfs4c_call_nosession(c, &op, 1, &r);
+    nfs4c_reply_free(&r);
+    if (st)
+        return st;
+    pthread_mutex_lock(&c->v4->mu);
+    c->v4->clientid = id;
+    c->v4->have_clientid = true;
+    pthread_mutex_unlock(&c->v4->mu);
+    return 0;
+}
+
+/* ---- CREATE_SESSION (4.1+) ---- */
 
 /* Fore channel sized for 1 MiB I/O, back channel for callbacks (AUTH_SYS). */
 static void create_session_args(struct nfs_client *c, CREATE_SESSION4args *cs,
@@ -342,8 +431,10 @@ static int reclaim_open(struct nfs_client *c, const struct reclaim_item *it, sta
     const nfs_resop4 *ro = st ? NULL : nfs4c_next(&r, OP_PUTFH) ? nfs4c_next(&r, OP_OPEN) : NULL;
     if (!st && !ro)
         st = -EBADMSG;
-    if (!st)
+    if (!st) {
         *sid = ro->opopen.resok4.stateid;
+        st = nfs4c_open_confirm(c, &it->fh, ro->opopen.resok4.rflags, sid);
+    }
     nfs4c_reply_free(&r);
     return st;
 }
@@ -435,6 +526,8 @@ static int reclaim_all(struct nfs_client *c)
 
 static int reclaim_complete(struct nfs_client *c)
 {
+    if (c->v4->minor == 0)
+        return 0; /* no such op in 4.0: the grace period ends on the server's clock */
     struct v4_args a = { 0 };
     nfs4c_add_op(&a, OP_RECLAIM_COMPLETE)->opreclaim_complete.rca_one_fs = false;
     int st = nfs4c_call_status(c, &a);
@@ -443,6 +536,23 @@ static int reclaim_complete(struct nfs_client *c)
 
 /* ---- recovery steps: each clears its RECOV_ bit or says what to do first ---- */
 
+/* 4.0: is our client id still good on the new connection? RENEW alone, outside the
+ * request machinery (whose failure reports would start a second recovery), as
+ * BIND_CONN_TO_SESSION tells a 4.1 client that its session survived. */
+static int renew_now(struct nfs_client *c)
+{
+    nfs_argop4 op;
+    memset(&op, 0, sizeof(op));
+    op.argop = OP_RENEW;
+    pthread_mutex_lock(&c->v4->mu);
+    op.oprenew.clientid = c->v4->clientid;
+    pthread_mutex_unlock(&c->v4->mu);
+    struct v4_reply r;
+    int st = nfs4c_call_nosession(c, &op, 1, &r);
+    nfs4c_reply_free(&r);
+    return st;
+}
+
 static int step_conn(struct nfs_client *c, unsigned *need)
 {
     int st = reconnect(c);
@@ -450,12 +560,16 @@ static int step_conn(struct nfs_client *c, unsigned *need)
         return st;
     *need &= ~RECOV_CONN;
     if (*need & (RECOV_SESSION | RECOV_CLIENT))
-        return 0; /* a new session binds the connection */
-    st = bind_conn(c);
-    log_info("nfs4 client: reconnected, BIND_CONN_TO_SESSION: %s", nfs_client_strerror(st));
+        return 0; /* a new session (4.0: client id) comes next anyway */
+    bool v40 = c->v4->minor == 0;
+    st = v40 ? renew_now(c) : bind_conn(c);
+    log_info("nfs4 client: reconnected, %s: %s", v40 ? "RENEW" : "BIND_CONN_TO_SESSION",
+             nfs_client_strerror(st));
     if (st < 0)
         *need |= RECOV_CONN;
-    else if (st)
+    else if (v40 && (st == NFS4ERR_STALE_CLIENTID || st == NFS4ERR_EXPIRED))
+        *need |= RECOV_CLIENT; /* the server restarted (or dropped us) */
+    else if (st && !v40)
         *need |= RECOV_SESSION; /* BADSESSION / DEADSESSION: the server lost it */
     return st < 0 ? st : 0;
 }
@@ -474,19 +588,37 @@ static int step_session(struct nfs_client *c, unsigned *need)
     return 0;
 }
 
-static int step_client(struct nfs_client *c, unsigned *need)
+/* A new client id (and session): 0, or the step's failure. *kept: the server still
+ * had our state (4.1 CONFIRMED_R; a 4.0 server does not say, so 4.0 reclaims). */
+static int new_client(struct nfs_client *c, bool *kept)
 {
-    struct nfs4_state *v4 = c->v4;
     uint32_t flags = 0;
-    int st = nfs4c_exchange_id(c, &flags);
+    int st;
+    if (c->v4->minor == 0) {
+        st = nfs4c_setclientid(c);
+        log_info("nfs4 client: new client state (the server restarted?): SETCLIENTID + "
+                 "SETCLIENTID_CONFIRM: %s", nfs_client_strerror(st));
+        *kept = false;
+        return st;
+    }
+    st = nfs4c_exchange_id(c, &flags);
     if (!st)
         st = nfs4c_create_session(c);
     log_info("nfs4 client: new client state (the server restarted?): EXCHANGE_ID + "
              "CREATE_SESSION: %s", nfs_client_strerror(st));
+    *kept = (flags & EXCHGID4_FLAG_CONFIRMED_R) != 0;
+    return st;
+}
+
+static int step_client(struct nfs_client *c, unsigned *need)
+{
+    struct nfs4_state *v4 = c->v4;
+    bool kept = false;
+    int st = new_client(c, &kept);
     if (!st)
         *need &= ~RECOV_SESSION;
-    /* a server that still knew us (CONFIRMED_R) kept our state: nothing to reclaim */
-    if (!st && !(flags & EXCHGID4_FLAG_CONFIRMED_R))
+    /* a server that still knew us kept our state: nothing to reclaim */
+    if (!st && !kept)
         st = reclaim_all(c);
     if (!st)
         st = reclaim_complete(c);
@@ -641,8 +773,19 @@ static bool recall_one_locked(struct nfs_client *c)
     return true;
 }
 
-/* SEQUENCE alone when nothing was sent for lease/3 (RFC 8881 8.3); it also finds out
- * that the server went away while we were idle. *due_ms: the next renewal. */
+/* 4.0 RENEW answered EXPIRED: the server dropped our state after we were cut off for a
+ * lease (RFC 7530 9.6.3): a new client id, and reclaims (which it may refuse). mu held. */
+static void renew_expired_locked(struct nfs4_state *v4)
+{
+    struct v4_req rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.epoch = v4->state_epoch;
+    nfs4c_recovery_ask_locked(v4, RECOV_CLIENT, &rq);
+}
+
+/* SEQUENCE alone (4.0: RENEW) when nothing renewed the lease for lease/3 (RFC 8881 8.3,
+ * RFC 7530 9.5); it also finds out that the server went away while we were idle.
+ * *due_ms: the next renewal. */
 static bool renew_if_due_locked(struct nfs_client *c, int64_t *due_ms)
 {
     struct nfs4_state *v4 = c->v4;
@@ -652,11 +795,13 @@ static bool renew_if_due_locked(struct nfs_client *c, int64_t *due_ms)
     if (nfs4c_now_ms() < *due_ms)
         return false;
     v4->stats.renewals++;
-    pthread_mutex_unlock(&v4->mu);
     struct v4_args a = { 0 };
-    a.n = 1;
-    nfs4c_call_status(c, &a);
+    nfs4c_add_lease_renewal_locked(v4, &a);
+    pthread_mutex_unlock(&v4->mu);
+    int st = nfs4c_call_status(c, &a);
     pthread_mutex_lock(&v4->mu);
+    if (st == NFS4ERR_EXPIRED && v4->minor == 0)
+        renew_expired_locked(v4);
     return true;
 }
 

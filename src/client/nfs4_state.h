@@ -1,9 +1,14 @@
 /*
- * Inside the NFSv4.1 / 4.2 client: the state one client instance keeps (connection,
+ * Inside the NFSv4.x client: the state one client instance keeps (connection,
  * session, client id, open / lock state per file) and what nfs4_client.c (COMPOUNDs,
  * requests, the ops vector) and nfs4_recover.c (the state manager thread: lease
  * renewal, delegation returns, and recovery after a lost connection or a server
  * restart) share.
+ *
+ * NFSv4.0 (minor 0) uses the same machinery without a session: no SEQUENCE (op[0] of
+ * a v4_args stays unused and is not sent), SETCLIENTID instead of EXCHANGE_ID +
+ * CREATE_SESSION, RENEW for the lease, and owner seqids (nfs4_v40.h) in OPEN / CLOSE /
+ * LOCK / LOCKU, whose exchanges one thread at a time runs (owners_busy).
  *
  * Locking: nfs4_state.mu guards everything below it in the struct, the reference counts
  * of connections and sessions, and the v4_file list; it is never held across an RPC.
@@ -25,6 +30,7 @@
 #include "client/nfs4_cb.h"
 #include "client/nfs4_lockset.h"
 #include "client/nfs4_slots.h"
+#include "client/nfs4_v40.h"
 #include "client/nfs_client_impl.h"
 #include "xdr/nfs4_xdr.h"
 
@@ -119,11 +125,17 @@ struct nfs4_state {
     bool thread_started, stopping;
     pthread_t thread;
     uint32_t lease_s;
-    struct timespec last_send;
+    struct timespec last_send; /* 4.0: of the last COMPOUND that renewed the lease */
     struct nfs_client_stats stats;
+    /* 4.0: the next seqid of each owner, and whether a thread is in the middle of an
+     * exchange using them (nfs4c_owners_begin); owners_cv wakes those waiting for it */
+    uint32_t seqid_next[NFS4_OWNERS];
+    bool owners_busy;
+    pthread_cond_t owners_cv;
 };
 
-/* A COMPOUND being built: op[0] is SEQUENCE, filled when a slot is taken. */
+/* A COMPOUND being built: op[0] is SEQUENCE, filled when a slot is taken (4.1+; with
+ * 4.0 it stays unused and the COMPOUND starts at op[1]). */
 struct v4_args {
     uint32_t n;
     nfs_argop4 op[V4_MAXOPS];
@@ -166,6 +178,20 @@ int nfs4c_call(struct nfs_client *c, struct v4_args *a, struct v4_reply *r);
 int nfs4c_call_status(struct nfs_client *c, struct v4_args *a);
 /* One COMPOUND without SEQUENCE on the current connection, no retries. */
 int nfs4c_call_nosession(struct nfs_client *c, nfs_argop4 *ops, uint32_t n, struct v4_reply *r);
+/* The COMPOUND that renews the lease when nothing else did: SEQUENCE alone (4.1+) or
+ * RENEW (4.0). mu held. */
+void nfs4c_add_lease_renewal_locked(struct nfs4_state *v4, struct v4_args *a);
+/* 4.0: wait (bounded) until no other thread runs a seqid-mutating exchange, and own
+ * the seqids until nfs4c_owners_end: OPEN + its OPEN_CONFIRM, or LOCKU + CLOSE, go
+ * out without another op of the owners in between. 0 (at once for 4.1+ and on the
+ * state manager, whose reclaims run while every other request waits for the
+ * recovery), -ETIMEDOUT or -ECANCELED (unmount). */
+int nfs4c_owners_begin(struct nfs_client *c);
+void nfs4c_owners_end(struct nfs_client *c);
+/* 4.0: OPEN_CONFIRM of an OPEN whose result flags ask for it (RFC 7530 16.18), with
+ * the open stateid in *sid, which becomes the confirmed one. 0 when none was needed. */
+int nfs4c_open_confirm(struct nfs_client *c, const struct nfs_fh *fh, uint32_t rflags,
+                       stateid4 *sid);
 struct v4_file *nfs4c_file_find(struct nfs4_state *v4, const struct nfs_fh *fh);
 void nfs4c_file_drop_if_idle(struct nfs4_state *v4, struct v4_file *f);
 void nfs4c_lock_args(struct nfs4_state *v4, LOCK4args *l, bool write, uint64_t off, uint64_t len,
@@ -188,6 +214,9 @@ void nfs4c_sess_put(struct nfs4_state *v4, struct v4_session *s);
 /* EXCHANGE_ID (same owner and verifier every time); CREATE_SESSION on the current
  * connection with the back channel, making it the current session. */
 int nfs4c_exchange_id(struct nfs_client *c, uint32_t *flags);
+/* 4.0: SETCLIENTID (the same id and verifier every time; a callback address no server
+ * can reach: nfs4_uaddr_port0) + SETCLIENTID_CONFIRM; sets the client id. */
+int nfs4c_setclientid(struct nfs_client *c);
 int nfs4c_create_session(struct nfs_client *c);
 /* A request found `need` (RECOV_*) broken: ask the state manager to repair it, unless
  * the broken connection / session / epoch was already reported or replaced. */

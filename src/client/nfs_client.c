@@ -127,8 +127,8 @@ struct nfs_client *nfs_client_connect_url(const struct nfs_url *u, int *status, 
 {
     if (errlen)
         err[0] = 0;
-    if (u->vers_major != 3 && !(u->vers_major == 4 && u->vers_minor >= 1)) {
-        snprintf(err, errlen, "NFSv%d.%d: not implemented (this client speaks NFSv3, 4.1, 4.2)",
+    if (u->vers_major != 3 && u->vers_major != 4) {
+        snprintf(err, errlen, "NFSv%d.%d: not implemented (this client speaks NFSv3, 4.0, 4.1, 4.2)",
                  u->vers_major, u->vers_minor);
         *status = -EPROTONOSUPPORT;
         return NULL;

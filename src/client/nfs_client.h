@@ -5,6 +5,19 @@
  * One public API, one ops vector per protocol version behind it (struct nfs_client_ops
  * in client/nfs_client_impl.h):
  *  - NFSv3 (RFC 1813) with MOUNT v3, portmap v2 / rpcbind v4 and NLM v4 locks, over TCP;
+ *  - NFSv4.0 (RFC 7530; vers=4 or 4.0): SETCLIENTID + SETCLIENTID_CONFIRM (the same id
+ *    string and verifier for the instance's lifetime), COMPOUNDs without SEQUENCE, the
+ *    lease renewed with RENEW from the background thread, open / lock owner seqids
+ *    (OPEN_CONFIRM when asked, open_to_lock_owner4 then exist_lock_owner4,
+ *    RELEASE_LOCKOWNER once the lock owner holds nothing), one seqid-mutating exchange
+ *    at a time per client. The library runs no callback service for 4.0: SETCLIENTID
+ *    names our address with port 0, the server's CB_NULL probe fails, and so a 4.0
+ *    client gets NO DELEGATIONS (and nfs_client_on_callback refuses it). Recovery as
+ *    below: a reconnect (the server's reply caches answer retransmissions, which keep
+ *    their seqids), RENEW to check the client id, and after STALE_CLIENTID / EXPIRED a
+ *    new SETCLIENTID and the same reclaims in the grace period (4.0 has no
+ *    RECLAIM_COMPLETE). I/O stateids carry their real seqid (4.0 has no "current" one):
+ *    an OLD_STATEID answer sends the I/O again with the newer one;
  *  - NFSv4.1 / 4.2 (RFC 8881, RFC 7862): EXCHANGE_ID, CREATE_SESSION with a back channel
  *    on the same connection (CB_NULL, CB_SEQUENCE, CB_RECALL answered by the library;
  *    other callbacks via nfs_client_on_callback), SEQUENCE slots, lease renewal from a
@@ -15,8 +28,6 @@
  *    the reclaim of every open and lock (CLAIM_PREVIOUS, reclaim = true); calls in
  *    flight or issued meanwhile wait and go out again, for up to 2 minutes. A file whose
  *    state the server refuses to give back (NO_GRACE) fails its later I/O with -EIO.
- *  NFSv4.0 (vers=4 / 4.0: SETCLIENTID, callbacks on a separate connection) is not
- *  implemented: it fails with -EPROTONOSUPPORT.
  *
  * Threads: a client is thread-safe; every call may come from any thread. The *_async
  * calls return at once and run their completion on the RPC reader thread (keep it
@@ -129,14 +140,14 @@ const char *nfs_client_url_rest(const struct nfs_client *c);
 /* The largest READ / WRITE the server takes (FSINFO rtmax/wtmax, capped at 1 MiB). */
 uint32_t nfs_client_rsize(const struct nfs_client *c);
 uint32_t nfs_client_wsize(const struct nfs_client *c);
-int nfs_client_version(const struct nfs_client *c); /* 3, 41 or 42 */
+int nfs_client_version(const struct nfs_client *c); /* 3, 40, 41 or 42 */
 
 /* Counters of the NFSv4 state machinery (all 0 for v3), for tests and diagnostics. */
 struct nfs_client_stats {
-    uint64_t compounds;       /* COMPOUNDs sent (including SEQUENCE-only renewals) */
-    uint64_t renewals;        /* SEQUENCE-only COMPOUNDs sent by the lease thread */
+    uint64_t compounds;       /* COMPOUNDs sent (including renewals) */
+    uint64_t renewals;        /* SEQUENCE-only (4.0: RENEW) COMPOUNDs of the lease thread */
     uint64_t delay_retries;   /* NFS4ERR_DELAY / GRACE answers retried */
-    uint64_t delegations;     /* delegations received with OPEN */
+    uint64_t delegations;     /* delegations received with OPEN (never over 4.0) */
     uint64_t recalls;         /* CB_RECALLs received */
     uint64_t delegreturns;    /* DELEGRETURNs the server accepted */
     uint64_t callbacks;       /* CB_COMPOUNDs served */
@@ -147,12 +158,12 @@ struct nfs_client_stats {
 };
 void nfs_client_get_stats(struct nfs_client *c, struct nfs_client_stats *st);
 
-/* NFSv4.1+: handle the callback op `op` (OP_CB_OFFLOAD = 15, OP_CB_LAYOUTRECALL = 5, ...;
+/* NFSv4.1+ (4.0 clients have no callback service): handle the callback op `op` (OP_CB_OFFLOAD = 15, OP_CB_LAYOUTRECALL = 5, ...;
  * not CB_SEQUENCE, and CB_RECALL only to replace the library's own handling). fn gets
  * the decoded `const nfs_cb_argop4 *` and fills `nfs_cb_resop4 *` (xdr/nfs4_xdr.h) and
  * returns the op's nfsstat4; it runs on a back channel worker thread and must not wait
  * for the server. Unregistered ops are answered NFS4ERR_NOTSUPP. fn NULL unregisters.
- * 0, -EINVAL (bad op) or -EPROTONOSUPPORT (an NFSv3 client). */
+ * 0, -EINVAL (bad op) or -EPROTONOSUPPORT (an NFSv3 or NFSv4.0 client). */
 typedef uint32_t (*nfs_callback_fn)(void *ctx, const void *cb_argop, void *cb_resop);
 int nfs_client_on_callback(struct nfs_client *c, uint32_t op, nfs_callback_fn fn, void *ctx);
 

@@ -3,7 +3,8 @@
  * nfs_client.c holds what every version shares (URL handling, blocking wrappers over
  * the async calls, pipelined transfers, path walks, messages, lock polling);
  * nfs3_client.c is the NFSv3 + MOUNT v3 + portmap vector (locks: nlm_client.c);
- * nfs4_client.c the NFSv4.1/4.2 one (COMPOUND with SEQUENCE on the slots of
+ * nfs4_client.c the NFSv4.0/4.1/4.2 one (4.0: no session, owner seqids of nfs4_v40.c;
+ * 4.1+: COMPOUND with SEQUENCE on the slots of
  * nfs4_slots.c, a back channel on the same connection served by nfs4_cb.c, replies
  * decoded by nfs4_reply.c; its state manager thread, which renews the lease and
  * recovers from lost connections and server restarts, is nfs4_recover.c).
@@ -86,7 +87,7 @@ struct nlm_state;  /* nlm_client.c: the NLM connection and lock owner of a v3 cl
 
 struct nfs_client {
     const struct nfs_client_ops *ops;
-    int vers; /* 3, 41 or 42 */
+    int vers; /* 3, 40, 41 or 42 */
     struct rpc_clnt *rpc; /* the NFS connection */
     struct rpc_cred cred;
     int timeout_ms;

@@ -53,7 +53,7 @@ static const char usage_text[] =
     "  -w, --window N       READ/WRITE requests in flight (1..64, default 8)\n"
     "  -q, --quiet          no progress bar\n"
     "  -v, --verbose        log what the client library does to recover from a dropped\n"
-    "                       connection or a server restart (NFSv4.1+)\n"
+    "                       connection or a server restart (NFSv4)\n"
     "  -h, --help           this text\n"
     "\n"
     "exit status: 0 success, 1 the operation failed, 2 usage error, 3 (lock) the lock is\n"

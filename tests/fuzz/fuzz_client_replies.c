@@ -1,7 +1,9 @@
-/* client/: the NFSv3 / MOUNT / portmap reply decoders (nfs3_reply.c) and the NFSv4.1
- * ones (nfs4_reply.c: COMPOUND4res, fattr4 of every result, READDIR entries, handles),
- * plus the back channel dispatcher (nfs4_cb.c) on a decoded CB_COMPOUND, on hostile
- * bytes. The first byte picks the decoder, the rest is the procedure results (or
+/* client/: the NFSv3 / MOUNT / portmap reply decoders (nfs3_reply.c) and the NFSv4.x
+ * ones (nfs4_reply.c: COMPOUND4res, fattr4 of every result, READDIR entries, handles;
+ * 4.0 results: SETCLIENTID with its CLID_INUSE address, SETCLIENTID_CONFIRM, RENEW,
+ * OPEN_CONFIRM, RELEASE_LOCKOWNER, and the owner seqid bookkeeping of nfs4_v40.c on
+ * every result), plus the back channel dispatcher (nfs4_cb.c) on a decoded
+ * CB_COMPOUND, on hostile bytes. The first byte picks the decoder, the rest is the procedure results (or
  * arguments) as rpc/ would hand them over. A decoder must return a status (0, positive
  * NFS status or -errno), never read outside the input or write outside what it was
  * given. */
@@ -12,6 +14,7 @@
 #include "client/nfs3_reply.h"
 #include "client/nfs4_cb.h"
 #include "client/nfs4_reply.h"
+#include "client/nfs4_v40.h"
 #include "xdr/nfs3_xdr.h"
 #include "xdr/nfs4_xdr.h"
 
@@ -26,6 +29,46 @@ static nfsstat4 cb_ok(void *ctx, const nfs_cb_argop4 *arg, nfs_cb_resop4 *res)
 }
 
 static int count_entries(void *arg, const struct nfs_dirent *e);
+
+/* What the 4.0 client reads of its own results: the ids and verifiers, and the server's
+ * CLID_INUSE address (copied as the client's error path would print it). */
+static void touch_v40_result(const nfs_resop4 *o)
+{
+    char addr[2 * 1024 + 2];
+    volatile uint64_t sink = 0;
+    if (o->resop == OP_SETCLIENTID && o->opsetclientid.status == NFS4_OK) {
+        sink += o->opsetclientid.resok4.clientid + o->opsetclientid.resok4.setclientid_confirm[7];
+    } else if (o->resop == OP_SETCLIENTID && o->opsetclientid.status == NFS4ERR_CLID_INUSE) {
+        const netaddr4 *na = &o->opsetclientid.client_using;
+        if (na->na_r_netid.len + na->na_r_addr.len + 2 > sizeof(addr))
+            abort(); /* bounded by the decoder */
+        memcpy(addr, na->na_r_netid.val, na->na_r_netid.len);
+        memcpy(addr + na->na_r_netid.len, na->na_r_addr.val, na->na_r_addr.len);
+        sink += (uint8_t)addr[0];
+    } else if (o->resop == OP_OPEN_CONFIRM && o->opopen_confirm.status == NFS4_OK) {
+        sink += o->opopen_confirm.resok4.open_stateid.seqid;
+    } else if (o->resop == OP_OPEN && o->opopen.status == NFS4_OK) {
+        sink += o->opopen.resok4.rflags & OPEN4_RESULT_CONFIRM;
+    }
+    (void)sink;
+}
+
+/* The seqid bookkeeping over results as if the client had sent ops of the same kinds. */
+static void fuzz_v40_seqids(const COMPOUND4res *res)
+{
+    static nfs_argop4 ops[64];
+    uint32_t n = res->resarray.len < 64 ? res->resarray.len : 64;
+    memset(ops, 0, n * sizeof(ops[0]));
+    for (uint32_t i = 0; i < n; i++) {
+        ops[i].argop = res->resarray.val[i].resop;
+        ops[i].oplock.locker.new_lock_owner = i & 1; /* only read for OP_LOCK */
+    }
+    uint32_t next[NFS4_OWNERS] = { 0, UINT32_MAX };
+    unsigned used = nfs4_seqid_update(ops, n, res, next);
+    if (used > 2 * n)
+        abort();
+    nfs4_seqid_fill(ops, n, next);
+}
 
 /* A whole COMPOUND reply, then every result the client library would look into. */
 static void fuzz_v4_compound(struct xdr_dec *x, unsigned *n)
@@ -49,7 +92,9 @@ static void fuzz_v4_compound(struct xdr_dec *x, unsigned *n)
             abort();
         else if (o->resop == OP_READDIR && o->opreaddir.status == NFS4_OK)
             nfs4_reply_readdir(&o->opreaddir.resok4, V4_WANT, &cur, count_entries, n);
+        touch_v40_result(o);
     }
+    fuzz_v40_seqids(&res);
 }
 
 /* A CB_COMPOUND from the server through the dispatcher (one session, CB_RECALL served). */

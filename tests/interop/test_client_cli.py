@@ -3,12 +3,14 @@
 port, no rpcbind: port=/mountport= URL args) and NFS-Ganesha 4.3 in a private network
 namespace with its own rpcbind (ports found via portmap GETPORT).
 
-Per server and protocol version (peernfsd: v3, v4.1, v4.2; Ganesha: v3, v4.1): 100 MB file
-put/get/cat/cp with checksums (on the server's disk too), a directory of 5000 entries
-listed completely, mkdir/mv/ln/ln -s/rm, exit codes, and (where the server has locks)
-`peernfs lock` conflicts between two client instances (v3: NLM; v4: LOCK/LOCKT). Over
-NFSv4.1/4.2 against peernfsd: a delegation held by one instance is recalled (CB_RECALL on
-its back channel) when another opens the file for writing, and returned.
+Per server and protocol version (peernfsd: v3, v4.0, v4.1, v4.2; Ganesha: v3, v4.0,
+v4.1): 100 MB file put/get/cat/cp with checksums (on the server's disk too), a directory
+of 5000 entries listed completely, mkdir/mv/ln/ln -s/rm, exit codes, and (where the
+server has locks) `peernfs lock` conflicts between two client instances (v3: NLM; v4:
+LOCK/LOCKT; v4.0 with owner seqids, OPEN_CONFIRM, RELEASE_LOCKOWNER). Over NFSv4.1/4.2
+against peernfsd: a delegation held by one instance is recalled (CB_RECALL on its back
+channel) when another opens the file for writing, and returned; over NFSv4.0 (no
+callback service in the library) none is granted and the writer goes ahead at once.
 
     test_client_cli.py --peernfs build/bin/peernfs --peernfsd build/bin/peernfsd
                        [--ganesha /usr/bin/ganesha.nfsd | --no-ganesha]
@@ -236,8 +238,8 @@ class CliTests:
         p = self.run_cli("stat", self.url("/no-such-file"), code=1)
         self.assertIn(b"NOENT", p.stderr)
         self.run_cli("get", self.url("/no-such-file"), os.path.join(self.tmp, "x"), code=1)
-        p = self.run_cli("ls", self.url_base + "?vers=4.0", code=1)
-        self.assertIn(b"not implemented", p.stderr)
+        p = self.run_cli("ls", self.url_base + "?vers=4.3", code=2)
+        self.assertIn(b"bad vers=4.3", p.stderr)
         self.run_cli("mkdir", self.url("/no/such/parent"), code=1)
         self.run_cli("cp", "/etc/hostname", "/tmp/x", code=2)
 
@@ -348,6 +350,43 @@ class PeernfsdCli(CliTests, unittest.TestCase):
         self.assertIn(b"refused", p.stderr)
 
 
+class PeernfsdCliV40(PeernfsdCli):
+    vers_arg = "&vers=4.0"
+
+    def test_no_delegation(self):
+        # the library gives SETCLIENTID a callback address nobody listens at: the
+        # server's probe fails, it grants no delegation, and another client's OPEN for
+        # writing needs no recall; the reader's lease is kept by RENEW
+        with open(os.path.join(self.export, "nodeleg"), "wb") as f:
+            f.write(b"before\n")
+        a = self.start_lock_holder("nodeleg", "--read")
+        try:
+            src = os.path.join(self.tmp, "after40")
+            with open(src, "wb") as f:
+                f.write(b"after\n")
+            t0 = time.time()
+            self.run_cli("put", src, self.url("/nodeleg"), timeout=60)
+            self.assertLess(time.time() - t0, 10)
+        finally:
+            err = self.stop_lock_holder(a)
+        with open(os.path.join(self.export, "nodeleg"), "rb") as f:
+            self.assertEqual(f.read(), b"after\n")
+        self.assertRegex(err, r"delegations 0 recalls 0 delegreturns 0 callbacks 0 ", err)
+
+    def test_vers4_is_40(self):
+        # vers=4 means 4.0: such a client's locks meet a 4.0 holder's range, not beside it
+        with open(os.path.join(self.export, "a4"), "wb") as f:
+            f.write(b"y" * 10)
+        url = self.url_base + "/a4" + self.url_args.replace("vers=4.0", "vers=4")
+        a = self.start_lock_holder("a4", "--range", "0:5")
+        try:
+            p = self.run_cli("lock", "--range", "0:1", "--hold", "0", url, code=3)
+            self.assertIn(b"held by someone else", p.stderr)
+            self.run_cli("lock", "--range", "5:1", "--hold", "0", url)
+        finally:
+            self.stop_lock_holder(a)
+
+
 class PeernfsdCliV41(PeernfsdCli):
     vers_arg = "&vers=4.1"
 
@@ -407,6 +446,11 @@ class GaneshaCli(CliTests, unittest.TestCase):
 class GaneshaCliV41(GaneshaCli):
     has_locks = True  # NFSv4 locks are Ganesha's own (no NLM needed)
     url_args = "?vers=4.1"
+
+
+class GaneshaCliV40(GaneshaCli):
+    has_locks = True
+    url_args = "?vers=4.0"
 
 
 def main():

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""The NFSv4.1/4.2 client library (through the peernfs CLI) survives a server restart and
-a dropped connection, as RFC 8881 8.4.2 / 2.10.13 describe:
+"""The NFSv4.x client library (through the peernfs CLI) survives a server restart and
+a dropped connection, as RFC 8881 8.4.2 / 2.10.13 (4.1/4.2) and RFC 7530 9.6 (4.0)
+describe:
 
 - `peernfs put` / `get` of a 200 MB file while peernfsd is killed with SIGKILL mid-transfer
   and started again 1.5 s later on the same port and state directory: the command
   succeeds and the data is intact (on the server's disk for put: writes whose verifier
   changed are sent again before COMMIT);
 - the same with only the TCP connection killed (`ss -K`, root only): the session
-  survives, the client reconnects and binds the new connection to it;
+  survives, the client reconnects and binds the new connection to it (4.0: reconnects,
+  and RENEW says its client id is still good: nothing reclaimed);
+- 4.0: a `put` (which writes by handle) finds the restart through its lost connection
+  and the RENEW after the reconnect (STALE_CLIENTID), sets its client id again and
+  writes on;
 - a byte-range lock held by `peernfs lock --hold` is reclaimed after a restart: another
   client cannot take it during the grace period nor after it; restarted without a grace
   period (nothing can be reclaimed), the holder's state is reported lost.
@@ -146,6 +151,12 @@ class RecoveryTests(unittest.TestCase):
         self.assertIn("client state", err)
         self.assertIn("write verifier changed", err)
 
+    def test_put_v40_server_killed(self):
+        err = self.transfer_through("put", "4.0", self.restart_server)
+        self.assertIn("reconnected, RENEW: stale clientid", err)
+        self.assertIn("SETCLIENTID + SETCLIENTID_CONFIRM: success", err)
+        self.assertIn("write verifier changed", err)
+
     def test_get_v42_server_killed(self):
         self.transfer_through("get", "4.2", self.restart_server)
 
@@ -167,6 +178,15 @@ class RecoveryTests(unittest.TestCase):
         self.assertTrue(self.srv.alive())
         # the session survived: no new client state, nothing written twice
         self.assertIn("BIND_CONN_TO_SESSION: success", err)
+        self.assertNotIn("client state", err)
+        self.assertNotIn("write verifier changed", err)
+
+    def test_put_v40_connection_dropped(self):
+        if os.geteuid() != 0 or not shutil.which("ss"):
+            self.skipTest("needs root and ss -K")
+        err = self.transfer_through("put", "4.0", self.kill_connections)
+        self.assertTrue(self.srv.alive())
+        self.assertIn("reconnected, RENEW: success", err)
         self.assertNotIn("client state", err)
         self.assertNotIn("write verifier changed", err)
 
@@ -193,25 +213,37 @@ class RecoveryTests(unittest.TestCase):
         out, err = p.communicate(timeout=60)
         return p.returncode, err.decode()
 
+    def lock_reclaimed_after_restart(self, vers):
+        a = self.start_holder(vers)
+        self.restart_server()
+        # during grace: held back until the holder reclaimed (4.1: RECLAIM_COMPLETE ends
+        # the grace period; 4.0: it runs out), then refused
+        t0 = time.time()
+        rc, err = self.other_client_lock(vers)
+        self.assertEqual(rc, 3, err)
+        print(f"\n  lock vers={vers}: second client refused after {time.time() - t0:.1f} s",
+              file=sys.stderr)
+        time.sleep(9)  # past any grace period
+        rc, err = self.other_client_lock(vers)
+        self.assertEqual(rc, 3, err)
+        rc, holder_err = self.stop_holder(a)
+        self.assertEqual(rc, 0, holder_err)
+        self.assertRegex(holder_err, r"recoveries 1 reclaims 2 lost 0", holder_err)
+        rc, err = self.other_client_lock(vers)
+        self.assertEqual(rc, 0, err)
+        return holder_err
+
     def test_lock_reclaimed_after_restart(self):
         for vers in ("4.1", "4.2"):
-            a = self.start_holder(vers)
-            self.restart_server()
-            # during grace: held back until the holder reclaimed (RECLAIM_COMPLETE ends
-            # the grace period), then refused
-            t0 = time.time()
-            rc, err = self.other_client_lock(vers)
-            self.assertEqual(rc, 3, err)
-            print(f"\n  lock vers={vers}: second client refused after {time.time() - t0:.1f} s",
-                  file=sys.stderr)
-            time.sleep(9)  # past any grace period
-            rc, err = self.other_client_lock(vers)
-            self.assertEqual(rc, 3, err)
-            rc, err = self.stop_holder(a)
-            self.assertEqual(rc, 0, err)
-            self.assertRegex(err, r"recoveries 1 reclaims 2 lost 0", err)
-            rc, err = self.other_client_lock(vers)
-            self.assertEqual(rc, 0, err)
+            self.lock_reclaimed_after_restart(vers)
+
+    def test_lock_reclaimed_after_restart_v40(self):
+        # the idle holder finds the restart with its RENEW (every lease / 3), then
+        # SETCLIENTID with the same id and verifier, OPEN CLAIM_PREVIOUS + OPEN_CONFIRM
+        # and LOCK reclaim = true with open_to_lock_owner4, all in the grace period
+        err = self.lock_reclaimed_after_restart("4.0")
+        self.assertIn("SETCLIENTID + SETCLIENTID_CONFIRM: success", err)
+        self.assertIn("reclaimed 1 open file(s): success", err)
 
     def test_lock_lost_without_grace(self):
         a = self.start_holder("4.1")
