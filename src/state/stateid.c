@@ -351,6 +351,9 @@ enum state_status state_free_stateid(struct state_server *ss, struct state_clien
                                                STATE_LOOKUP_V41 | STATE_LOOKUP_ALLOW_REVOKED, &st);
     if (r != STATE_OK)
         return r;
+    st_lock(ss);
+    uint32_t seqid_before = st->seqid;
+    st_unlock(ss);
     if (st->type == STATE_STID_LOCK && has_locks) {
         size_t klen;
         const void *key = state_stid_file_key(st, &klen);
@@ -359,7 +362,12 @@ enum state_status state_free_stateid(struct state_server *ss, struct state_clien
     }
     st_lock(ss);
     if (r == STATE_OK) {
-        if (st->type == STATE_STID_OPEN || (st->type == STATE_STID_DELEG && !st->revoked))
+        /* A LOCK or LOCKU may have used the lock stateid meanwhile (the lock space was
+         * asked outside mu): one still running holds a reference (ours and the table's
+         * are the others), one that ended moved the seqid. Either way it may hold locks
+         * now, so it is not freed (a LOCK would otherwise hand out a freed stateid). */
+        bool used_meanwhile = st->type == STATE_STID_LOCK && (st->refs > 2 || st->seqid != seqid_before);
+        if (used_meanwhile || st->type == STATE_STID_OPEN || (st->type == STATE_STID_DELEG && !st->revoked))
             r = STATE_ERR_LOCKS_HELD;
         else
             stid_unhash_locked(ss, st);

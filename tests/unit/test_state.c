@@ -542,6 +542,18 @@ static bool fake_has_locks(void *ctx, struct lock_owner *lo, const void *key, si
     return locks_held_answer;
 }
 
+/* FREE_STATEID's lock-space question runs outside the state lock: a LOCK on the same
+ * lock stateid may run meanwhile (the race cthon's lock tests showed over NFSv4.1). */
+static struct state_stid *race_lock_stid;
+static struct state_server *race_ss;
+static bool lock_during_has_locks(void *ctx, struct lock_owner *lo, const void *key, size_t len)
+{
+    struct state_stateid bumped;
+    if (race_lock_stid)
+        state_lock_stateid_bump(race_ss, race_lock_stid, &bumped);
+    return fake_has_locks(ctx, lo, key, len);
+}
+
 static void test_locks_held(void)
 {
     struct state_server *ss = new_server(NULL, false);
@@ -570,10 +582,20 @@ static void test_locks_held(void)
     CHECK_ST(state_free_stateid(ss, c, &osid, fake_has_locks, NULL), STATE_ERR_LOCKS_HELD);
     locks_held_answer = false;
     CHECK_ST(state_test_stateid(ss, c, &lsid), STATE_OK);
-    CHECK_ST(state_free_stateid(ss, c, &lsid, fake_has_locks, NULL), STATE_OK);
+    /* a LOCK still running on the stateid (it holds a reference): not freed */
+    CHECK_ST(state_free_stateid(ss, c, &lsid, fake_has_locks, NULL), STATE_ERR_LOCKS_HELD);
+    /* a LOCK that ran while the lock space was asked (it moved the seqid): not freed */
+    race_lock_stid = lst;
+    race_ss = ss;
+    state_stid_put(lst);
+    CHECK_ST(state_free_stateid(ss, c, &lsid, lock_during_has_locks, NULL), STATE_ERR_LOCKS_HELD);
+    race_lock_stid = NULL;
+    struct state_stateid cur;
+    state_stid_stateid(lst, &cur); /* the table's reference keeps it */
+    CHECK_ST(state_test_stateid(ss, c, &cur), STATE_OK);
+    CHECK_ST(state_free_stateid(ss, c, &cur, fake_has_locks, NULL), STATE_OK);
     CHECK_ST(state_test_stateid(ss, c, &lsid), STATE_ERR_BAD_STATEID);
     CHECK_ST(state_close(ss, res.open, fake_has_locks, NULL, &sid2), STATE_OK);
-    state_stid_put(lst);
     state_stid_put(res.open);
     state_owner_put(o);
     state_client_put(c);
