@@ -352,13 +352,6 @@ NFS4_OP(test_stateid)
     return r->tsr_status = NFS4_OK;
 }
 
-static bool nfs4_owner_has_locks(void *ctx, struct lock_owner *lo, const void *file_key, size_t file_key_len)
-{
-    struct nfs4_server *srv = ctx;
-    struct lock_range one;
-    return srv->locks && lo && lock_owner_ranges(srv->locks, lo, file_key, file_key_len, &one, 1) > 0;
-}
-
 NFS4_OP(free_stateid)
 {
     stateid4 in;
@@ -367,6 +360,6 @@ NFS4_OP(free_stateid)
         return res->opfree_stateid.fsr_status = st;
     struct state_stateid sid;
     nfs4_stateid_to_state(&in, &sid);
-    enum state_status ss = state_free_stateid(c->srv->state, c->client, &sid, nfs4_owner_has_locks, c->srv);
+    enum state_status ss = state_free_stateid(c->srv->state, c->client, &sid, nfs4_lock_has_locks, c->srv);
     return res->opfree_stateid.fsr_status = nfs4_state_status(ss);
 }

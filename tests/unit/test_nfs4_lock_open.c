@@ -587,6 +587,11 @@ static void test_v41(void)
     CHECK_EQ(nfs4_check_io_stateid(&cc, &lsid, true), NFS4_OK);
     stateid4 invalid = {.seqid = UINT32_MAX};
     CHECK_EQ(nfs4_check_io_stateid(&cc, &invalid, false), NFS4ERR_BAD_STATEID);
+    /* FREE_STATEID of a lock stateid whose owner holds locks: LOCKS_HELD (RFC 8881 18.38.3) */
+    memset(&a, 0, sizeof(a));
+    a.opfree_stateid.fsa_stateid = lsid;
+    CHECK_EQ(run(nfs4_op_free_stateid, OP_FREE_STATEID, &a, &r), NFS4ERR_LOCKS_HELD);
+    CHECK_EQ(nfs4_check_io_stateid(&cc, &lsid, true), NFS4_OK);
 
     /* CLOSE frees the locks and answers the invalid special stateid */
     memset(&a, 0, sizeof(a));
