@@ -50,9 +50,10 @@ def bench_server(args, srv, local):
             # alternate which tool goes first. On VMs that hand freed memory back to the
             # host at once (virtio-balloon free page reporting, e.g. min_free_ms=0), writing
             # 1 GiB into fresh tmpfs pages takes 0.2 s or 2.5 s depending on what the host
-            # did with them, and a fixed order made one tool lose most pairs.
+            # did with them, and a fixed order made one tool lose most pairs: the first copy
+            # of a pair was the slow one. An untimed warm-up copy goes first.
             tools = ('peernfs', 'nfs-cp') if rep % 2 == 0 else ('nfs-cp', 'peernfs')
-            for tool in tools:
+            for tool in ('warm-up',) + tools:
                 # a fresh name per copy: nfs-cp will not overwrite, and a server may
                 # cache directory contents, so files are removed through NFS
                 name = 'copy-%d-%s.bin' % (rep, tool)
@@ -62,7 +63,7 @@ def bench_server(args, srv, local):
                     timed([args.peernfs, '-q', 'put', local, purl], srv.ns)
                 if os.path.exists(back):
                     os.unlink(back)
-                if tool == 'peernfs':
+                if tool in ('peernfs', 'warm-up'):
                     cmd = [args.peernfs, '-q'] + (['put', local, purl] if direction == 'put'
                                                   else ['get', purl, back])
                 else:
@@ -73,6 +74,8 @@ def bench_server(args, srv, local):
                     raise RuntimeError('%s %s: copied data differs' % (tool, direction))
                 timed([args.peernfs, '-q', 'rm', purl], srv.ns)
                 mbs = size / dt / 1e6
+                if tool == 'warm-up':
+                    continue
                 out.setdefault((direction, tool), []).append(mbs)
                 bench.log('[%s] rep %d %s %-7s %7.1f MB/s' % (srv.name, rep + 1, direction, tool, mbs))
     return out
