@@ -698,7 +698,8 @@ static void on_work(void *ctx)
     work_signals++;
 }
 
-static void test_delegations(void)
+/* Delegations on, a 10 s lease, the fake clock, work signals counted. */
+static struct state_server *deleg_server(void)
 {
     struct state_params p = {0};
     p.lease_time_s = 10;
@@ -706,6 +707,13 @@ static void test_delegations(void)
     p.clock_ms = fake_clock;
     p.work_ready = on_work;
     struct state_server *ss = state_server_create(&p);
+    CHECK(ss != NULL);
+    return ss;
+}
+
+static void test_delegations(void)
+{
+    struct state_server *ss = deleg_server();
     uint64_t cid = client40(ss, "deleg-holder", V1);
     struct state_client *c, *c2;
     CHECK_ST(state_client_lookup(ss, cid, &c), STATE_OK);
@@ -860,12 +868,7 @@ static void check_deleg_count(struct state_server *ss, unsigned want, int line)
  * (counted until freed), expiry of a courtesy holder. */
 static void test_deleg_count(void)
 {
-    struct state_params p = {0};
-    p.lease_time_s = 10;
-    p.delegations = true;
-    p.clock_ms = fake_clock;
-    p.work_ready = on_work;
-    struct state_server *ss = state_server_create(&p);
+    struct state_server *ss = deleg_server();
     CHECK_DELEGS(ss, 0);
     uint64_t ca = client40(ss, "count-a", V1), cb = client40(ss, "count-b", V2);
     struct state_client *a, *b;
@@ -950,12 +953,7 @@ static void *answer_getattr_later(void *arg)
  * holder answers, or until its time is up; the holder's own questions never wait. */
 static void test_deleg_getattr_wait(void)
 {
-    struct state_params p = {0};
-    p.lease_time_s = 10;
-    p.delegations = true;
-    p.clock_ms = fake_clock;
-    p.work_ready = on_work;
-    struct state_server *ss = state_server_create(&p);
+    struct state_server *ss = deleg_server();
     uint64_t ch = client40(ss, "ga-holder", V1), ca = client40(ss, "ga-asker", V2);
     struct state_client *holder, *asker;
     CHECK_ST(state_client_lookup(ss, ch, &holder), STATE_OK);
