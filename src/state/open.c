@@ -449,6 +449,15 @@ static bool any_locks_held(struct state_stid **v, size_t n, state_has_locks_fn h
     return false;
 }
 
+/* Seqids only grow: their sum tells whether any of v moved. */
+static uint64_t stids_seqid_sum_locked(struct state_stid **v, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += v[i]->seqid;
+    return sum;
+}
+
 static void put_stids_locked(struct state_stid **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -659,9 +668,15 @@ enum state_status state_release_lockowner(struct state_server *ss, uint64_t clie
     }
     struct state_stid **v;
     size_t n = collect_stids_locked(&o->stids, false, &v);
+    uint64_t seqids_before = stids_seqid_sum_locked(v, n);
     st_unlock(ss);
     bool held = any_locks_held(v, n, has_locks, ctx); /* outside mu */
     st_lock(ss);
+    /* as in state_free_stateid: a LOCK of the owner that ran or runs meanwhile holds a
+     * reference (ours and the table's are the others), moved a seqid or added a stateid */
+    held = held || o->nstids != n || stids_seqid_sum_locked(v, n) != seqids_before;
+    for (size_t i = 0; i < n && !held; i++)
+        held = v[i]->refs > 2;
     put_stids_locked(v, n);
     if (!held)
         owner_destroy_locked(ss, o);

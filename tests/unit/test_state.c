@@ -595,6 +595,18 @@ static void test_locks_held(void)
     CHECK_ST(state_test_stateid(ss, c, &cur), STATE_OK);
     CHECK_ST(state_free_stateid(ss, c, &cur, fake_has_locks, NULL), STATE_OK);
     CHECK_ST(state_test_stateid(ss, c, &lsid), STATE_ERR_BAD_STATEID);
+    /* RELEASE_LOCKOWNER while a LOCK of the owner runs: not released */
+    struct state_stid *lst2;
+    CHECK_ST(state_lock_stateid_get(ss, res.open, "lk2", 3, 0, &lst2), STATE_OK);
+    state_lock_stateid_bump(ss, lst2, &cur);
+    CHECK_ST(state_release_lockowner(ss, state_client_id(c), "lk2", 3, fake_has_locks, NULL),
+             STATE_ERR_LOCKS_HELD); /* the LOCK still holds lst2 */
+    race_lock_stid = lst2;
+    state_stid_put(lst2);
+    CHECK_ST(state_release_lockowner(ss, state_client_id(c), "lk2", 3, lock_during_has_locks, NULL),
+             STATE_ERR_LOCKS_HELD); /* one ran meanwhile */
+    race_lock_stid = NULL;
+    CHECK_ST(state_release_lockowner(ss, state_client_id(c), "lk2", 3, fake_has_locks, NULL), STATE_OK);
     CHECK_ST(state_close(ss, res.open, fake_has_locks, NULL, &sid2), STATE_OK);
     state_stid_put(res.open);
     state_owner_put(o);
