@@ -1,4 +1,5 @@
 #include "client/nfs4_slots.h"
+#include "util/deadline.h"
 
 #include <errno.h>
 #include <string.h>
@@ -35,14 +36,7 @@ static int highest_bit(uint64_t v)
 int nfs4_slot_get(struct nfs4_slot_table *t, int timeout_ms, uint32_t *slotid, uint32_t *seqid,
                   uint32_t *highest)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms >= 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L)
-            deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = deadline_after_ms(timeout_ms >= 0 ? (unsigned long)timeout_ms : 0);
     pthread_mutex_lock(&t->mu);
     int st = 0;
     for (;;) {

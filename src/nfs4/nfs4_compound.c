@@ -286,12 +286,6 @@ static void nfs4_decode_ops(struct nfs4_compound *c, uint32_t nops, struct nfs4_
     }
 }
 
-/*
- * NFSv4.0 has no sessions: a COMPOUND that changes something and is retransmitted with
- * the same xid (after a reconnect) must get the reply of its first run from rpc/'s
- * duplicate request cache, not run again (a second CREATE would answer EXIST; pynfs
- * RPLY14). 4.1+ has the slot reply cache instead and never asks.
- */
 /* Ops that change nothing outside the request (current and saved filehandles, reply). */
 static bool nfs4_op_changes_nothing(uint32_t opnum)
 {
@@ -333,6 +327,12 @@ static enum rpc_accept_status nfs4_requeue_now(struct nfs4_compound *c)
     return RPC_REQUEUE_BLOCKING;
 }
 
+/*
+ * NFSv4.0 has no sessions: a COMPOUND that changes something and is retransmitted with
+ * the same xid (after a reconnect) must get the reply of its first run from rpc/'s
+ * duplicate request cache, not run again (a second CREATE would answer EXIST; pynfs
+ * RPLY14). 4.1+ has the slot reply cache instead and never asks.
+ */
 static bool nfs4_v40_wants_drc(const struct nfs4_decoded *dec)
 {
     for (uint32_t i = 0; i < dec->n; i++) {

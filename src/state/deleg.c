@@ -10,12 +10,12 @@
  * A courtesy holder is expired instead of recalled.
  */
 #include "state/state_internal.h"
+#include "util/deadline.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
 bool deleg_recall_pending_locked(struct state_file *f)
 {
@@ -233,14 +233,7 @@ static bool deleg_getattr_pending_locked(struct state_file *f, struct state_clie
 bool state_deleg_getattr_wait(struct state_server *ss, const void *file_key, size_t file_key_len,
                               struct state_client *asking, unsigned timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = deadline_after_ms(timeout_ms);
     st_lock(ss);
     bool waited = false;
     for (;;) {
