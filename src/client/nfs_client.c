@@ -178,6 +178,7 @@ void nfs_client_destroy(struct nfs_client *c)
 {
     if (!c)
         return;
+    nfs_async_shutdown(c);
     nlm_client_free(c);
     if (c->rpc || c->v4)
         c->ops->unmount(c);
@@ -478,7 +479,8 @@ int nfs_lock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type, 
         int st = c->ops->lock(c, f, type == NFS_LOCK_WRITE, off, len);
         if (st != -EAGAIN || !wait)
             return st;
-        usleep(delay_ms * 1000u);
+        if (nfs_async_sleep(c, delay_ms))
+            return -ECANCELED; /* the client is being destroyed */
         delay_ms = delay_ms >= 1000 ? 2000 : delay_ms * 2;
     }
 }

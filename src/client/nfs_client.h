@@ -30,8 +30,9 @@
  *    state the server refuses to give back (NO_GRACE) fails its later I/O with -EIO.
  *
  * Threads: a client is thread-safe; every call may come from any thread. The *_async
- * calls return at once and run their completion on the RPC reader thread (keep it
- * short: copy, signal, return), so one thread can keep many requests in flight.
+ * calls return at once, so one thread can keep many requests in flight: READ / WRITE /
+ * COMMIT / GETATTR run their completion on the RPC reader thread (keep it short: copy,
+ * signal, return), the other operations on the client's async workers (see below).
  *
  * Status codes: every call returns 0 on success, a positive NFS status (the nfsstat3 /
  * nfsstat4 number from the server, e.g. 2 = NOENT) when the server refused, or a
@@ -48,6 +49,7 @@
 
 #define NFS_CLIENT_FH_MAX 128 /* NFSv4 handles are up to 128 bytes, v3 up to 64 */
 #define NFS_CLIENT_IO_MAX (1u << 20)
+#define NFS_ASYNC_WORKERS 32 /* metadata *_async calls running at once, per client */
 
 /* ---- URLs ---- */
 
@@ -272,7 +274,8 @@ int nfs_testlock(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type ty
 
 /* ---- asynchronous operations ---- */
 
-/* Completions run on the RPC reader thread. For READ the data is already in buf. res is
+/* READ / WRITE / COMMIT / GETATTR are one RPC each and asynchronous all the way down:
+ * completions run on the RPC reader thread. For READ the data is already in buf. res is
  * valid during the call only. A call that returns nonzero never runs its completion. */
 typedef void (*nfs_io_done_fn)(void *arg, int status, const struct nfs_io_result *res);
 typedef void (*nfs_attr_done_fn)(void *arg, int status, const struct nfs_attr *attr);
@@ -288,6 +291,73 @@ int nfs_commit_async(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off
                      uint32_t count, nfs_io_done_fn done, void *arg);
 int nfs_getattr_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_attr_done_fn done,
                       void *arg);
+
+/* Every other operation, asynchronously: the arguments are copied before the call
+ * returns (except `struct nfs_file *`, used in place: it must stay valid, and not be
+ * used by another call, until the completion has run), and `done` runs once with the
+ * status and, for status 0, the outputs:
+ *   lookup / lookup_path / create / mkdir: fh and attr; symlink: fh; setattr: attr
+ *   (the new attributes); fsstat: fsstat; readlink: target (NUL-terminated);
+ *   testlock (-EAGAIN): conflict; open / close / lock / unlock / testlock: file is the
+ *   caller's nfs_file (open has filled it).
+ * res is valid during the completion only. These calls may take several round trips
+ * (an NFSv3 CREATE without a handle in its reply is followed by a LOOKUP, a 4.0 OPEN by
+ * OPEN_CONFIRM, READDIR by more READDIRs, a lock with wait polls), so each runs as its
+ * blocking form on one of up to NFS_ASYNC_WORKERS worker threads of the client, which
+ * share its connection: a single caller thread can have that many on the wire at once
+ * and queue more (they start in the order queued). Completions run on those worker
+ * threads: they may call any function of this API, including blocking ones, except
+ * nfs_client_destroy. readdir's fn runs on the worker too. nfs_client_destroy fails
+ * calls that have not started with -ECANCELED, ends lock waits with -ECANCELED, and
+ * waits for the rest (each bounded by timeo=) before it returns.
+ * A call that returns nonzero (-ENOMEM, -ECANCELED when the client is being destroyed)
+ * never runs its completion. */
+struct nfs_op_result {
+    struct nfs_fh fh;
+    struct nfs_attr attr;
+    struct nfs_fsstat fsstat;
+    const char *target;
+    struct nfs_file *file;
+    struct nfs_lock_conflict conflict;
+};
+typedef void (*nfs_op_done_fn)(void *arg, int status, const struct nfs_op_result *res);
+
+int nfs_lookup_path_async(struct nfs_client *c, const char *path, nfs_op_done_fn done,
+                          void *arg);
+int nfs_lookup_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                     nfs_op_done_fn done, void *arg);
+int nfs_setattr_async(struct nfs_client *c, const struct nfs_fh *fh, const struct nfs_setattr *sa,
+                      nfs_op_done_fn done, void *arg);
+int nfs_open_async(struct nfs_client *c, const char *path, int flags, uint32_t mode,
+                   struct nfs_file *f, nfs_op_done_fn done, void *arg);
+int nfs_close_async(struct nfs_client *c, struct nfs_file *f, nfs_op_done_fn done, void *arg);
+int nfs_create_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                     uint32_t mode, bool exclusive, nfs_op_done_fn done, void *arg);
+int nfs_mkdir_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                    uint32_t mode, nfs_op_done_fn done, void *arg);
+int nfs_remove_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                     nfs_op_done_fn done, void *arg);
+int nfs_rmdir_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                    nfs_op_done_fn done, void *arg);
+int nfs_rename_async(struct nfs_client *c, const struct nfs_fh *from_dir, const char *from,
+                     const struct nfs_fh *to_dir, const char *to, nfs_op_done_fn done,
+                     void *arg);
+int nfs_link_async(struct nfs_client *c, const struct nfs_fh *file, const struct nfs_fh *dir,
+                   const char *name, nfs_op_done_fn done, void *arg);
+int nfs_symlink_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                      const char *target, nfs_op_done_fn done, void *arg);
+int nfs_readlink_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_op_done_fn done,
+                       void *arg);
+int nfs_fsstat_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_op_done_fn done,
+                     void *arg);
+int nfs_readdir_async(struct nfs_client *c, const struct nfs_fh *dir, bool plus,
+                      nfs_dirent_fn fn, void *fn_arg, nfs_op_done_fn done, void *arg);
+int nfs_lock_async(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type,
+                   uint64_t off, uint64_t len, bool wait, nfs_op_done_fn done, void *arg);
+int nfs_unlock_async(struct nfs_client *c, struct nfs_file *f, uint64_t off, uint64_t len,
+                     nfs_op_done_fn done, void *arg);
+int nfs_testlock_async(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_type type,
+                       uint64_t off, uint64_t len, nfs_op_done_fn done, void *arg);
 
 /* ---- pipelined transfers ---- */
 

@@ -100,7 +100,14 @@ struct nfs_client {
     uint16_t nlmport; /* URL nlmport= (0: rpcbind, then the NFS port) */
     struct nfs4_state *v4;
     struct nlm_state *nlm;
+    struct nfs_async *async; /* nfs_async.c: the workers of the *_async metadata calls */
 };
+
+/* nfs_async.c: stop the workers (queued calls fail with -ECANCELED, running ones
+ * finish), before the connection goes; and a sleep that nfs_async_shutdown cuts short
+ * (-ECANCELED), for the lock polls. */
+void nfs_async_shutdown(struct nfs_client *c);
+int nfs_async_sleep(struct nfs_client *c, unsigned ms);
 
 /* NLM v4 (nlm_client.c) for NFSv3 clients; nlm_client_free on destroy. */
 int nlm_client_lock(struct nfs_client *c, struct nfs_file *f, bool write, uint64_t off,

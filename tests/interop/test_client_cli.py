@@ -264,6 +264,22 @@ class CliTests:
         self.assertEqual(p.returncode, 0, err)
         return err.decode()
 
+    def test_async_api(self):
+        # the library's asynchronous metadata calls, queued from one thread (see
+        # client_async_check.c): 200 creates/setattrs/lookups/renames/removes at once,
+        # symlink/readlink/link/readdir/fsstat, and locks over two instances
+        if not ARGS.async_check:
+            self.skipTest("no --async-check binary")
+        cmd = self.prefix + [ARGS.async_check, self.url("")]
+        if self.has_locks:
+            cmd.append("--locks")
+        p = subprocess.run(cmd, capture_output=True, timeout=300)
+        self.assertEqual(p.returncode, 0, f"{' '.join(cmd)}\nstdout: {p.stdout!r}\n"
+                                          f"stderr: {p.stderr[-4000:]!r}")
+        self.assertIn(b"all checks passed", p.stdout)
+        self.assertEqual([n for n in os.listdir(self.export) if n.startswith("async.")], [],
+                         "the check's directory was not removed")
+
     def test_lock_conflict(self):
         if not self.has_locks:
             self.skipTest("no lock service on this server")
@@ -460,6 +476,7 @@ def main():
     ap.add_argument("--peernfsd", required=True)
     ap.add_argument("--ganesha", default=shutil.which("ganesha.nfsd"))
     ap.add_argument("--no-ganesha", action="store_true")
+    ap.add_argument("--async-check", help="client_async_check binary (test_async_api)")
     ARGS, rest = ap.parse_known_args()
     if ARGS.no_ganesha:
         ARGS.ganesha = None
