@@ -330,7 +330,7 @@ static void check_locks(struct nfs_client *a, const char *url, const char *dir_p
         fail("second client: %s", err);
         return;
     }
-    char path[512];
+    char path[600];
     snprintf(path, sizeof(path), "%s%slocked", dir_path, *dir_path ? "/" : "");
     struct nfs_file fa, fb, fc;
     struct batch b;
