@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_LOCKED = 3 };
 
 static const char *cmd_name = "peernfs";
 static int opt_window;
-static bool opt_quiet, opt_long, opt_symbolic;
+static bool opt_quiet, opt_long, opt_symbolic, opt_recursive;
 
 static const char usage_text[] =
     "usage: peernfs [options] COMMAND ARGS...\n"
@@ -37,7 +38,8 @@ static const char usage_text[] =
     "  put LOCAL URL        copy a local file to NFS (URL may name a directory)\n"
     "  cp SRC DST           copy; SRC and DST are URLs or local paths (at least one URL)\n"
     "  mkdir URL            create a directory\n"
-    "  rm URL               remove a file or an empty directory\n"
+    "  rm [-r] URL          remove a file or an empty directory; -r: a directory and all\n"
+    "                       below it\n"
     "  mv URL URL           rename on one server\n"
     "  ln [-s] SRC URL      hard link SRC (a URL) as URL; -s: symlink with target text SRC\n"
     "  df URL               file system usage\n"
@@ -616,6 +618,137 @@ static int cmd_mkdir(const char *url)
     return rc;
 }
 
+/* ---- rm -r ---- */
+
+/* A directory being emptied: its entries' REMOVEs are all issued at once (the library's
+ * asynchronous calls keep many on the wire), subdirectories are emptied depth first
+ * meanwhile, and the directory goes when its last REMOVE has completed. */
+struct rm_dir {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending;
+    int status;        /* the first failure below this directory */
+    const char *path;  /* for messages */
+};
+
+struct rm_entry {
+    struct rm_entry *next;
+    bool is_dir;
+    char name[];
+};
+
+struct rm_call {
+    struct rm_dir *d;
+    char name[];
+};
+
+static void rm_failed(struct rm_dir *d, const char *name, int st)
+{
+    fprintf(stderr, "peernfs: rm: %s/%s: %s\n", d->path, name, nfs_client_strerror(st));
+    if (!d->status)
+        d->status = st;
+}
+
+static void rm_removed(void *arg, int status, const struct nfs_op_result *res)
+{
+    (void)res;
+    struct rm_call *call = arg;
+    struct rm_dir *d = call->d;
+    pthread_mutex_lock(&d->mu);
+    if (status)
+        rm_failed(d, call->name, status);
+    d->pending--;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    free(call);
+}
+
+static int rm_collect(void *arg, const struct nfs_dirent *e)
+{
+    struct rm_entry **list = arg;
+    size_t n = strlen(e->name) + 1;
+    struct rm_entry *r = malloc(sizeof(*r) + n);
+    if (!r)
+        return -ENOMEM;
+    memcpy(r->name, e->name, n);
+    /* without attributes in the listing, a failing REMOVE (NFS3ERR_ISDIR / NFS4ERR_ISDIR
+     * or EXIST/NOTEMPTY) would not tell; READDIRPLUS gives them on every server here */
+    r->is_dir = e->attr && e->attr->type == NFS_DIR;
+    r->next = *list;
+    *list = r;
+    return 0;
+}
+
+static int rm_tree(struct nfs_client *c, const struct nfs_fh *dir, const char *path);
+
+/* Remove one entry of d: a REMOVE in flight, or (a directory) its tree, then RMDIR. */
+static void rm_entry(struct nfs_client *c, const struct nfs_fh *dir, struct rm_dir *d,
+                     const struct rm_entry *e)
+{
+    if (e->is_dir) {
+        struct nfs_fh sub;
+        size_t len = strlen(d->path) + strlen(e->name) + 2;
+        char *subpath = malloc(len);
+        int st = subpath ? nfs_lookup(c, dir, e->name, &sub, NULL) : -ENOMEM;
+        if (!st) {
+            snprintf(subpath, len, "%s/%s", d->path, e->name);
+            st = rm_tree(c, &sub, subpath);
+            if (!st)
+                st = nfs_rmdir(c, dir, e->name);
+        }
+        free(subpath);
+        if (st && st != -ECANCELED) {
+            pthread_mutex_lock(&d->mu);
+            rm_failed(d, e->name, st);
+            pthread_mutex_unlock(&d->mu);
+        }
+        return;
+    }
+    size_t n = strlen(e->name) + 1;
+    struct rm_call *call = malloc(sizeof(*call) + n);
+    int st = call ? 0 : -ENOMEM;
+    if (call) {
+        call->d = d;
+        memcpy(call->name, e->name, n);
+        pthread_mutex_lock(&d->mu);
+        d->pending++;
+        pthread_mutex_unlock(&d->mu);
+        st = nfs_remove_async(c, dir, e->name, rm_removed, call);
+    }
+    if (st) {
+        free(call);
+        pthread_mutex_lock(&d->mu);
+        d->pending -= call != NULL;
+        rm_failed(d, e->name, st);
+        pthread_mutex_unlock(&d->mu);
+    }
+}
+
+/* Empty the directory dir (path names it in messages): 0, or the first failure, which
+ * has been reported (-ECANCELED then, so that callers above do not report it again). */
+static int rm_tree(struct nfs_client *c, const struct nfs_fh *dir, const char *path)
+{
+    struct rm_entry *list = NULL;
+    int st = nfs_readdir(c, dir, true, rm_collect, &list);
+    struct rm_dir d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, path };
+    if (st)
+        rm_failed(&d, ".", st);
+    for (struct rm_entry *e = list; e && !st; e = e->next)
+        rm_entry(c, dir, &d, e);
+    pthread_mutex_lock(&d.mu);
+    while (d.pending > 0)
+        pthread_cond_wait(&d.cv, &d.mu);
+    pthread_mutex_unlock(&d.mu);
+    while (list) {
+        struct rm_entry *e = list;
+        list = e->next;
+        free(e);
+    }
+    pthread_mutex_destroy(&d.mu);
+    pthread_cond_destroy(&d.cv);
+    return d.status ? -ECANCELED : 0;
+}
+
 static int cmd_rm(const char *url)
 {
     struct target t;
@@ -624,9 +757,13 @@ static int cmd_rm(const char *url)
         struct nfs_fh fh;
         struct nfs_attr a;
         int st = nfs_lookup(t.c, &t.fh, t.name, &fh, &a);
+        if (!st && a.type == NFS_DIR && opt_recursive)
+            st = rm_tree(t.c, &fh, url);
         if (!st)
             st = a.type == NFS_DIR ? nfs_rmdir(t.c, &t.fh, t.name) : nfs_remove(t.c, &t.fh, t.name);
-        if (st)
+        if (st == -ECANCELED)
+            rc = EXIT_FAIL; /* said already */
+        else if (st)
             rc = fail(url, st);
     }
     target_close(&t);
@@ -842,10 +979,11 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "long", no_argument, NULL, 'l' },
         { "symbolic", no_argument, NULL, 's' },
+        { "recursive", no_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 },
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "+w:qvhls", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+w:qvhlsr", longopts, NULL)) != -1) {
         switch (ch) {
         case 'v': log_init("peernfs", LOG_LVL_INFO, false); break;
         case 'w': {
@@ -859,6 +997,7 @@ int main(int argc, char **argv)
         case 'q': opt_quiet = true; break;
         case 'l': opt_long = true; break;
         case 's': opt_symbolic = true; break;
+        case 'r': opt_recursive = true; break;
         case 'h': fputs(usage_text, stdout); return EXIT_OK;
         default: return usage_error("bad option");
         }
@@ -869,10 +1008,11 @@ int main(int argc, char **argv)
     if (!strcmp(cmd_name, "lock"))
         return cmd_lock(argc - optind + 1, argv + optind - 1);
     /* command options (ls -l, ln -s) may follow the command too */
-    while ((ch = getopt_long(argc, argv, "+w:qhls", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+w:qhlsr", longopts, NULL)) != -1) {
         switch (ch) {
         case 'l': opt_long = true; break;
         case 's': opt_symbolic = true; break;
+        case 'r': opt_recursive = true; break;
         case 'q': opt_quiet = true; break;
         case 'w': opt_window = atoi(optarg); if (opt_window < 1 || opt_window > 64)
                       return usage_error("bad --window %s (1..64)", optarg);

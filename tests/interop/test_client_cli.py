@@ -5,7 +5,8 @@ namespace with its own rpcbind (ports found via portmap GETPORT).
 
 Per server and protocol version (peernfsd: v3, v4.0, v4.1, v4.2; Ganesha: v3, v4.0,
 v4.1): 100 MB file put/get/cat/cp with checksums (on the server's disk too), a directory
-of 5000 entries listed completely, mkdir/mv/ln/ln -s/rm, exit codes, and (where the
+of 5000 entries listed completely, mkdir/mv/ln/ln -s/rm/rm -r, exit codes, the
+library's asynchronous calls from one thread (client_async_check.c), and (where the
 server has locks) `peernfs lock` conflicts between two client instances (v3: NLM; v4:
 LOCK/LOCKT; v4.0 with owner seqids, OPEN_CONFIRM, RELEASE_LOCKOWNER). Over NFSv4.1/4.2
 against peernfsd: a delegation held by one instance is recalled (CB_RECALL on its back
@@ -225,6 +226,33 @@ class CliTests:
         self.assertFalse(os.path.exists(os.path.join(self.export, "dir")))
         p = self.run_cli("df", self.url(""))
         self.assertIn(b"1K-blocks", p.stdout)
+
+    def test_rm_recursive(self):
+        # rm -r: a tree of 3 levels (files, symlinks, empty and full directories) goes
+        # entirely; a file works with -r too; a missing one fails with exit 1
+        top = os.path.join(self.export, "tree")
+        count = 0
+        for a in range(3):
+            for b in range(4):
+                d = os.path.join(top, f"a{a}", f"b{b}")
+                os.makedirs(d)
+                for i in range(60):
+                    with open(os.path.join(d, f"file{i}"), "wb") as f:
+                        f.write(b"x" * i)
+                    count += 1
+                os.symlink("file0", os.path.join(d, "link"))
+            os.mkdir(os.path.join(top, f"a{a}", "empty"))
+        with open(os.path.join(top, "lone"), "wb") as f:
+            f.write(b"y")
+        self.assertGreater(count, 700)
+        self.run_cli("rm", "-r", self.url("/tree"))
+        self.assertFalse(os.path.exists(top))
+        with open(os.path.join(self.export, "plain"), "wb") as f:
+            f.write(b"z")
+        self.run_cli("rm", "-r", self.url("/plain"))
+        self.assertFalse(os.path.exists(os.path.join(self.export, "plain")))
+        p = self.run_cli("rm", "-r", self.url("/tree"), code=1)
+        self.assertIn(b"NOENT", p.stderr)
 
     def test_exit_codes(self):
         self.run_cli("--help")
