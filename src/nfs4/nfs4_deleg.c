@@ -1,7 +1,8 @@
 /*
  * Delegation ops: DELEGRETURN and DELEGPURGE (RFC 7530 16.6-16.7, RFC 8881 18.5-18.6).
  * Delegations are granted by OPEN (nfs4_open.c) and recalled by the callback thread;
- * the policy and the recall state machine live in state/deleg.c.
+ * the policy and the recall state machine live in state/deleg.c, the delegations kept
+ * across a client's restart for CLAIM_DELEGATE_PREV in state/deleg_recovery.c.
  */
 #include <stdatomic.h>
 
@@ -26,12 +27,29 @@ NFS4_OP(delegreturn)
     return r->status = s;
 }
 
-/* DELEGPURGE only matters to servers that keep delegations for CLAIM_DELEGATE_PREV
- * across client restarts; we do not (OPEN answers NOTSUPP to that claim), which the
- * RFC answers with NOTSUPP here too (RFC 7530 16.6.4). */
+/*
+ * DELEGPURGE: the client will reclaim no more delegations of its previous incarnation
+ * (CLAIM_DELEGATE_PREV): every one still awaiting recovery is discarded. A server that
+ * supports the claim must support this op (RFC 7530 16.8.4, RFC 8881 18.5.3). 4.0 names
+ * the client by clientid (STALE_CLIENTID / EXPIRED as for RENEW); 4.1 MUST ignore the
+ * argument and use the SEQUENCE's session's client (RFC 8881 18.5.3).
+ */
 NFS4_OP(delegpurge)
 {
-    (void)c;
-    (void)arg;
-    return res->opdelegpurge.status = NFS4ERR_NOTSUPP;
+    const DELEGPURGE4args *a = &arg->opdelegpurge;
+    DELEGPURGE4res *r = &res->opdelegpurge;
+    struct state_client *cl;
+
+    if (c->minor >= 1) {
+        if (!c->client)
+            return r->status = NFS4ERR_SERVERFAULT; /* SEQUENCE always sets it */
+        cl = state_client_ref(c->client);
+    } else {
+        nfsstat4 s = nfs4_state_status(state_client_lookup(c->srv->state, a->clientid, &cl));
+        if (s != NFS4_OK)
+            return r->status = s;
+    }
+    nfsstat4 s = nfs4_state_status(state_delegpurge(c->srv->state, cl));
+    state_client_put(cl);
+    return r->status = s;
 }

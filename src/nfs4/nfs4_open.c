@@ -3,14 +3,19 @@
  * 16.16-16.19, 16.2; RFC 8881 sections 9, 18.16-18.18, 18.2).
  *
  * OPEN runs in three steps, never holding the state lock across the backend:
- *  1. the file: by name in the current directory (CLAIM_NULL, CLAIM_DELEGATE_CUR),
- *     created as the createhow4 says, or the current filehandle itself (CLAIM_PREVIOUS,
- *     4.1 CLAIM_FH, CLAIM_DELEG_CUR_FH); then its type and the caller's access;
+ *  1. the file: by name in the current directory (CLAIM_NULL, CLAIM_DELEGATE_CUR,
+ *     CLAIM_DELEGATE_PREV), created as the createhow4 says, or the current filehandle
+ *     itself (CLAIM_PREVIOUS, 4.1 CLAIM_FH, CLAIM_DELEG_CUR_FH, CLAIM_DELEG_PREV_FH);
+ *     then its type and the caller's access;
  *  2. truncation (UNCHECKED4 with size 0 on an existing file), after other clients'
  *     delegations are recalled;
  *  3. state_open: share reservations, the open stateid, a delegation offer.
- * CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH are NOTSUPP: we keep no delegations across
- * client restarts (DELEGPURGE is NOTSUPP for the same reason).
+ * CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH reclaim a delegation that the client's
+ * previous incarnation held (the client restarted, the server did not; state.h
+ * "Delegation recovery", policy in state/deleg_recovery.c): the open is a CLAIM_NULL
+ * open of the existing file (a reclaim never creates one: the delegated file existed,
+ * so a missing name is RECLAIM_BAD) and carries a delegation of the same type with a
+ * new stateid; RECLAIM_BAD when none awaits, GRACE during the grace period.
  *
  * EXCLUSIVE4 / EXCLUSIVE4_1 keep the client's verifier in the new file's atime and
  * mtime seconds (high bits cleared), as NFSv3 CREATE does here (nfs3_proc_create.c):
@@ -48,6 +53,7 @@ struct nfs4_open {
     uint32_t access, deny, want; /* share bits, and the 4.1 want (OPEN4_SHARE_ACCESS_WANT_*) */
     enum state_open_claim claim;
     const stateid4 *deleg_stateid; /* CLAIM_DELEGATE_CUR / CLAIM_DELEG_CUR_FH */
+    enum state_deleg_type prev_type; /* CLAIM_DELEGATE_PREV: the delegation awaiting recovery */
     struct nfs4_fh file;           /* the file opened */
     struct stat st;                /* and its attributes */
     bool created;     /* this OPEN made the file (or found its own exclusive create) */
@@ -306,6 +312,22 @@ static nfsstat4 nfs4_open_pseudo(struct nfs4_open *o, const component4 *name)
     return o->a->openhow.opentype == OPEN4_CREATE ? NFS4ERR_ROFS : NFS4ERR_NOENT;
 }
 
+/* CLAIM_DELEGATE_PREV by name: the file the delegation was of, never a new one; an
+ * OPEN4_CREATE treats it as existing (UNCHECKED4 may truncate, the others are EXIST). */
+static nfsstat4 nfs4_open_prev_by_name(struct nfs4_open *o, const component4 *name, bool create)
+{
+    int err = nfs4_open_backend_lookup(o, &o->c->cur, name);
+    if (err == -ENOENT)
+        return NFS4ERR_RECLAIM_BAD;
+    if (err)
+        return nfs4_errno(err);
+    if (!create)
+        return NFS4_OK;
+    struct nfs4_open_create k;
+    nfsstat4 s = nfs4_open_createhow(o, &k);
+    return s != NFS4_OK ? s : nfs4_open_existing(o, &k, o->a->openhow.how.mode);
+}
+
 static nfsstat4 nfs4_open_by_name(struct nfs4_open *o, const component4 *name)
 {
     struct nfs4_compound *c = o->c;
@@ -321,6 +343,8 @@ static nfsstat4 nfs4_open_by_name(struct nfs4_open *o, const component4 *name)
     bool create = o->a->openhow.opentype == OPEN4_CREATE;
     if ((create || (o->access & OPEN4_SHARE_ACCESS_WRITE)) && nfs4_fh_read_only(&c->cur))
         return NFS4ERR_ROFS;
+    if (o->claim == STATE_CLAIM_DELEGATE_PREV)
+        return nfs4_open_prev_by_name(o, name, create);
     if (!create) {
         int err = nfs4_open_backend_lookup(o, &c->cur, name);
         return nfs4_errno(err);
@@ -384,9 +408,13 @@ static nfsstat4 nfs4_open_claim(struct nfs4_open *o)
         o->deleg_stateid = &cl->oc_delegate_stateid;
         return nfs4_open_by_fh(o);
     case CLAIM_DELEGATE_PREV:
-        return NFS4ERR_NOTSUPP;
+        o->claim = STATE_CLAIM_DELEGATE_PREV;
+        return nfs4_open_by_name(o, &cl->file_delegate_prev);
     case CLAIM_DELEG_PREV_FH:
-        return v41 ? NFS4ERR_NOTSUPP : NFS4ERR_INVAL;
+        if (!v41) /* 4.0's open_claim4 has no such arm (one decoder serves all versions) */
+            return NFS4ERR_INVAL;
+        o->claim = STATE_CLAIM_DELEGATE_PREV;
+        return nfs4_open_by_fh(o);
     }
     return NFS4ERR_INVAL;
 }
@@ -565,6 +593,8 @@ static nfsstat4 nfs4_open_state(struct nfs4_open *o)
     struct fs_watch *watch;
     if (o->claim == STATE_CLAIM_PREVIOUS) /* state/ then grants reclaim_deleg only */
         sa.reclaim_deleg = nfs4_open_watch_begin(o, sa.reclaim_deleg, true, &watch);
+    else if (o->claim == STATE_CLAIM_DELEGATE_PREV) /* state/ grants the awaiting type */
+        nfs4_open_watch_begin(o, o->prev_type, true, &watch);
     else
         sa.want_deleg = nfs4_open_watch_begin(o, sa.want_deleg, false, &watch);
     struct state_open_res sr;
@@ -592,6 +622,15 @@ static nfsstat4 nfs4_open_state(struct nfs4_open *o)
     return NFS4_OK;
 }
 
+/* A reclaim that will fail must not truncate first: GRACE / RECLAIM_BAD now (state_open
+ * decides again, under its lock). */
+static nfsstat4 nfs4_open_prev_check(struct nfs4_open *o)
+{
+    size_t klen;
+    const void *key = nfs4_file_key(&o->file, &klen);
+    return nfs4_state_status(state_deleg_awaiting(o->c->srv->state, o->client, key, klen, &o->prev_type));
+}
+
 static nfsstat4 nfs4_open_run(struct nfs4_open *o)
 {
     nfsstat4 s = nfs4_open_share(o);
@@ -601,6 +640,8 @@ static nfsstat4 nfs4_open_run(struct nfs4_open *o)
         s = nfs4_open_check_type(o->c, &o->st);
     if (s == NFS4_OK && !o->created)
         s = nfs4_open_check_access(o);
+    if (s == NFS4_OK && o->claim == STATE_CLAIM_DELEGATE_PREV)
+        s = nfs4_open_prev_check(o);
     if (s == NFS4_OK)
         s = nfs4_open_truncate(o);
     if (s == NFS4_OK)

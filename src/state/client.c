@@ -93,6 +93,7 @@ static struct state_client *client_new_locked(struct state_server *ss, const voi
     dlist_init(&c->sessions);
     dlist_init(&c->owners);
     dlist_init(&c->delegs);
+    dlist_init(&c->awaiting);
     if (!htab_insert(&ss->clients_by_id, &c->by_id, clientid_hash(ss, c->clientid))) {
         free(c->owner);
         free(c);
@@ -141,6 +142,7 @@ void client_destroy_locked(struct state_server *ss, struct state_client *c, bool
         session_destroy_locked(ss, container_of(pos, struct state_session, link));
     dlist_for_each_safe(pos, tmp, &c->delegs)
         stid_unhash_locked(ss, container_of(pos, struct state_stid, owner_link));
+    deleg_awaiting_purge_locked(ss, c);
     bool had_owners = !dlist_empty(&c->owners);
     dlist_for_each_safe(pos, tmp, &c->owners)
         owner_destroy_locked(ss, container_of(pos, struct state_owner, link));
@@ -328,8 +330,10 @@ enum state_status state_setclientid_confirm(struct state_server *ss, uint64_t cl
         goto out;
     struct state_client *old, *unconf;
     client_find_owner_locked(ss, c->owner, c->owner_len, &old, &unconf);
-    if (old) /* the client rebooted: its previous state goes */
+    if (old) { /* the client rebooted: its previous state goes, its delegations await recovery */
+        deleg_awaiting_adopt_locked(ss, old, c);
         client_destroy_locked(ss, old, true);
+    }
     c->confirmed = true;
     client_renew_locked(ss, c);
     st_queue_work(ss, STATE_WORK_CB_PROBE, c, NULL);

@@ -36,6 +36,7 @@ static void recall_start_locked(struct state_server *ss, struct state_stid *d)
 enum state_status deleg_conflicts_locked(struct state_server *ss, struct state_file *f,
                                          struct state_client *asking, bool want_write)
 {
+    deleg_awaiting_conflicts_locked(ss, f, asking, want_write); /* discarded, never waited for */
     bool conflict;
 again:
     conflict = false;
@@ -173,7 +174,8 @@ bool state_deleg_held(struct state_server *ss, const void *file_key, size_t file
     if (f) {
         if (recall)
             deleg_conflicts_locked(ss, f, NULL, true);
-        held = !dlist_empty(&f->delegs);
+        /* an awaiting record keeps the watch (the local open then discards it at once) */
+        held = !dlist_empty(&f->delegs) || !dlist_empty(&f->awaiting);
         file_put_locked(f);
     }
     st_unlock(ss);
@@ -276,7 +278,8 @@ bool state_deleg_offerable(struct state_server *ss, struct state_client *c)
 
 unsigned state_deleg_count(struct state_server *ss)
 {
-    return atomic_load_explicit(&ss->ndelegs, memory_order_relaxed);
+    return atomic_load_explicit(&ss->ndelegs, memory_order_relaxed) +
+           atomic_load_explicit(&ss->nawaiting, memory_order_relaxed);
 }
 
 void state_deleg_recall_sent(struct state_server *ss, struct state_stid *deleg, bool ok)

@@ -262,9 +262,27 @@ static enum state_status open_grace_locked(struct state_server *ss, struct state
         return grace_check_locked(ss, c, true);
     case STATE_CLAIM_DELEGATE_CUR:
         return STATE_OK; /* the delegation was granted in this boot: nothing to protect */
-    default:
-        return STATE_ERR_NO_GRACE;
+    case STATE_CLAIM_DELEGATE_PREV:
+        /* Not one of the claims RFC 8881 18.16.3 / RFC 7530 16.16.5 exempt from GRACE.
+         * A 4.1 client's RECLAIM_COMPLETE is not asked for: this recovers from the
+         * client's restart, not the server's, so it is no grace-period reclaim. */
+        return grace_check_locked(ss, c, false);
     }
+    return STATE_ERR_INVAL;
+}
+
+/* CLAIM_DELEGATE_PREV succeeded: the client's awaiting record of the file is consumed;
+ * its type is the delegation to grant. (Looked up again: the conflict checks may have
+ * expired courtesy clients meanwhile, never this live client's records.) */
+static enum state_deleg_type open_take_awaiting_locked(struct state_server *ss, struct state_file *f,
+                                                       struct state_client *c)
+{
+    struct deleg_awaiting *a = deleg_awaiting_find_locked(f, c);
+    if (!a)
+        return STATE_DELEG_NONE;
+    enum state_deleg_type type = a->dtype;
+    deleg_awaiting_free_locked(ss, a);
+    return type;
 }
 
 enum state_status state_open(struct state_server *ss, const struct state_open_args *args,
@@ -287,6 +305,10 @@ enum state_status state_open(struct state_server *ss, const struct state_open_ar
         goto out;
     if (!(f = file_get_locked(ss, args->file_key, args->file_key_len, true))) {
         st = STATE_ERR_RESOURCE;
+        goto out;
+    }
+    if (args->claim == STATE_CLAIM_DELEGATE_PREV && !deleg_awaiting_find_locked(f, c)) {
+        st = STATE_ERR_RECLAIM_BAD; /* never delegated, discarded, timed out or purged */
         goto out;
     }
     if (args->claim == STATE_CLAIM_DELEGATE_CUR) {
@@ -354,9 +376,11 @@ enum state_status state_open(struct state_server *ss, const struct state_open_ar
     if (!res->confirm_needed)
         client_record_locked(ss, c);
     enum state_deleg_type want = args->claim == STATE_CLAIM_PREVIOUS ? args->reclaim_deleg : args->want_deleg;
+    if (args->claim == STATE_CLAIM_DELEGATE_PREV)
+        want = open_take_awaiting_locked(ss, f, c);
     if (want != STATE_DELEG_NONE && args->claim != STATE_CLAIM_DELEGATE_CUR) {
-        struct state_stid *d = deleg_try_grant_locked(ss, open, want, args->claim == STATE_CLAIM_PREVIOUS,
-                                                      &res->deleg_recall_pending);
+        bool reclaim = args->claim == STATE_CLAIM_PREVIOUS || args->claim == STATE_CLAIM_DELEGATE_PREV;
+        struct state_stid *d = deleg_try_grant_locked(ss, open, want, reclaim, &res->deleg_recall_pending);
         if (d) {
             res->deleg = d; /* referenced by deleg_try_grant_locked */
             res->deleg_type = d->dtype;

@@ -228,8 +228,10 @@ enum state_status state_create_session(struct state_server *ss,
                 old = o;
         }
         (void)unconf;
-        if (old)
+        if (old) { /* its delegations await recovery by c (deleg_recovery.c) */
+            deleg_awaiting_adopt_locked(ss, old, c);
             client_destroy_locked(ss, old, true);
+        }
         c->confirmed = true;
     }
     c->cs_seqid = args->sequence;

@@ -286,6 +286,7 @@ size_t state_tick(struct state_server *ss, struct state_work **out)
     uint64_t now = st_now(ss);
     grace_update_locked(ss, now);
     deleg_tick_locked(ss, now);
+    deleg_awaiting_tick_locked(ss, now);
     clients_tick_locked(ss, now);
     size_t n = take_work_locked(ss, out);
     st_unlock(ss);
@@ -419,6 +420,7 @@ void state_stats(struct state_server *ss, struct state_stats *st)
     st->stids = ss->nstids;
     st->files = ss->nfiles;
     st->delegs = ss->ndelegs;
+    st->delegs_awaiting = ss->nawaiting;
     st->reclaim_set = ss->reclaim_pending;
     st->db_ok = ss->rec != NULL;
     st_unlock(ss);

@@ -600,7 +600,8 @@ enum state_open_claim {
     STATE_CLAIM_NULL = 0,       /* a new open (also CLAIM_FH) */
     STATE_CLAIM_PREVIOUS,       /* reclaim after a server restart (grace) */
     STATE_CLAIM_DELEGATE_CUR,   /* open under a delegation held by this client */
-    STATE_CLAIM_DELEGATE_PREV,  /* (refused: NO_GRACE; we do not keep client restarts' delegs) */
+    STATE_CLAIM_DELEGATE_PREV,  /* reclaim of a delegation of the client's previous incarnation
+                                   (also CLAIM_DELEG_PREV_FH): see "Delegation recovery" */
 };
 
 enum state_deleg_type {
@@ -649,7 +650,12 @@ struct state_open_res {
  * The first open of a client records it for reclaim (4.1: here; 4.0: at OPEN_CONFIRM or
  * here if the owner is already confirmed). Errors also RESOURCE, INVAL, BAD_STATEID
  * (DELEGATE_CUR with a stateid that is not this client's delegation on this file),
- * EXPIRED (owner/client destroyed meanwhile), NO_GRACE (CLAIM_DELEGATE_PREV). */
+ * EXPIRED (owner/client destroyed meanwhile).
+ * CLAIM_DELEGATE_PREV: GRACE during grace; RECLAIM_BAD when no delegation of this file
+ * awaits recovery for the client; otherwise the open is made as CLAIM_NULL's would be
+ * (the checks above) and, on success, the awaiting record is consumed: the reply gets a
+ * delegation of its type with a new stateid, an ordinary recallable delegation (none
+ * when the client already holds one of the file). */
 enum state_status state_open(struct state_server *ss, const struct state_open_args *args,
                              struct state_open_res *res);
 
@@ -775,7 +781,8 @@ void state_deleg_getattr_done(struct state_server *ss, struct state_stid *deleg,
  * hint for the caller's preparations (the grant decides again under the lock). */
 bool state_deleg_offerable(struct state_server *ss, struct state_client *c);
 /* How many delegations exist (granted and not yet freed; revoked ones count until
- * freed). One relaxed atomic load, no lock: non-NFSv4 accessors call it on every
+ * freed; those awaiting recovery count too: an NFSv3 access must discard them).
+ * Relaxed atomic loads, no lock: non-NFSv4 accessors call it on every
  * READ/WRITE and skip state_deleg_break_for_file while it is 0. A grant racing with
  * the load is ordered as if it came after the access, as it would be under the lock. */
 unsigned state_deleg_count(struct state_server *ss);
@@ -788,6 +795,29 @@ void state_deleg_recall_sent(struct state_server *ss, struct state_stid *deleg, 
  * freed too. */
 enum state_status state_delegreturn(struct state_server *ss, struct state_stid *deleg);
 enum state_deleg_type state_deleg_type(struct state_stid *deleg);
+
+/* ------------------------------------------------------------------------------ */
+/* Delegation recovery after a client restart (deleg_recovery.c has the policy)     */
+/* ------------------------------------------------------------------------------ */
+
+/* When a confirmed client is replaced by a new incarnation of the same client (same
+ * owner id and principal, new verifier; at SETCLIENTID_CONFIRM / CREATE_SESSION), its
+ * opens and locks go but its delegations are kept "awaiting recovery" for the new
+ * incarnation, without a callback. They never delay anyone: a conflicting access of
+ * another client (OPEN, I/O, state_deleg_conflicts), an NFSv3/NLM access or a local
+ * open (state_deleg_held with recall) discards them instead of recalling; the set goes
+ * one lease after the confirmation (after grace ends, if later), at DELEGPURGE and
+ * with the client. */
+
+/* May `c` reclaim a delegation of the file (CLAIM_DELEGATE_PREV, before nfs4/ touches
+ * the file, e.g. truncates it)? OK with *type = the delegation's type; GRACE during
+ * grace; RECLAIM_BAD when none awaits. state_open decides again. */
+enum state_status state_deleg_awaiting(struct state_server *ss, struct state_client *c, const void *file_key,
+                                       size_t file_key_len, enum state_deleg_type *type);
+/* DELEGPURGE: every delegation awaiting recovery for `c` is discarded; renews. OK. */
+enum state_status state_delegpurge(struct state_server *ss, struct state_client *c);
+/* How many delegations await recovery (all clients). */
+unsigned state_deleg_awaiting_count(struct state_server *ss);
 
 /* ------------------------------------------------------------------------------ */
 /* Grace and reclaim                                                               */
@@ -809,6 +839,7 @@ void state_end_grace(struct state_server *ss);
 /* ------------------------------------------------------------------------------ */
 struct state_stats {
     unsigned clients, courtesy_clients, sessions, owners, stids, files, delegs;
+    unsigned delegs_awaiting; /* delegations awaiting recovery after client restarts */
     unsigned reclaim_set;   /* previous-boot records still allowed to reclaim */
     bool db_ok;             /* the reclaim database is usable */
 };

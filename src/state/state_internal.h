@@ -92,9 +92,10 @@ struct state_server {
     struct dlist clients;  /* every client, oldest first */
     struct dlist recalls;  /* delegations being recalled, oldest recall first */
     unsigned nclients, ncourtesy, nsessions, nowners, nstids, nfiles;
-    /* Delegations in existence (revoked ones until freed). Changed under mu; read
-     * without it by state_deleg_count, the NFSv3/NLM fast path. */
-    _Atomic unsigned ndelegs;
+    /* Delegations in existence (revoked ones until freed), and delegations awaiting
+     * recovery (deleg_recovery.c). Changed under mu; read without it by
+     * state_deleg_count, the NFSv3/NLM fast path. */
+    _Atomic unsigned ndelegs, nawaiting;
 
     struct state_work *work; /* queued, handed out by state_work_take */
     size_t nwork, work_cap;
@@ -147,6 +148,10 @@ struct state_client {
     struct dlist sessions, owners, delegs;
     unsigned nsessions, nowners;
     unsigned revoked_delegs, admin_revoked;
+    /* delegations of the incarnation this one replaced, awaiting CLAIM_DELEGATE_PREV
+     * (struct deleg_awaiting: client_link) until awaiting_until_ms */
+    struct dlist awaiting;
+    uint64_t awaiting_until_ms;
 };
 
 struct state_slot {
@@ -195,6 +200,7 @@ struct state_file {
     unsigned refs;
     struct hnode h;
     struct dlist opens, locks, delegs;
+    struct dlist awaiting; /* struct deleg_awaiting: file_link */
     size_t key_len;
     uint8_t key[STATE_FILE_KEY_MAX];
 };
@@ -317,6 +323,24 @@ bool deleg_recall_pending_locked(struct state_file *f);
 struct state_stid *deleg_try_grant_locked(struct state_server *ss, struct state_stid *open,
                                           enum state_deleg_type want, bool reclaim,
                                           bool *recall_pending);
+
+/* deleg_recovery.c: a delegation of a replaced client incarnation, kept for its
+ * successor's CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH. It has no stateid (the new
+ * incarnation never knew one) and is never recalled: see the policy there. */
+struct deleg_awaiting {
+    struct dlist client_link;    /* in client->awaiting */
+    struct dlist file_link;      /* in file->awaiting */
+    struct state_client *client; /* borrowed: the client frees its records first */
+    struct state_file *file;     /* referenced */
+    enum state_deleg_type dtype;
+};
+void deleg_awaiting_adopt_locked(struct state_server *ss, struct state_client *old, struct state_client *c);
+void deleg_awaiting_purge_locked(struct state_server *ss, struct state_client *c);
+void deleg_awaiting_conflicts_locked(struct state_server *ss, struct state_file *f,
+                                     struct state_client *asking, bool want_write);
+struct deleg_awaiting *deleg_awaiting_find_locked(struct state_file *f, struct state_client *c);
+void deleg_awaiting_free_locked(struct state_server *ss, struct deleg_awaiting *a);
+void deleg_awaiting_tick_locked(struct state_server *ss, uint64_t now);
 
 /* recovery.c: the database (all calls under db_mu) and the grace logic (under mu) */
 struct recovery *recovery_open(const char *dir, uint32_t *prev_epoch);

@@ -48,6 +48,7 @@ struct state_file *file_get_locked(struct state_server *ss, const void *key, siz
     dlist_init(&f->opens);
     dlist_init(&f->locks);
     dlist_init(&f->delegs);
+    dlist_init(&f->awaiting);
     if (!htab_insert(&ss->files, &f->h, h)) {
         free(f);
         return NULL;

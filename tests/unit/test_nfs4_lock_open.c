@@ -515,15 +515,54 @@ static void test_new_owner_denied_retry(uint64_t cl1, uint64_t cl2)
     CHECK_EQ(close_open(&h, 4), NFS4_OK);
 }
 
-static void test_deleg_ops(void)
+/* OPEN (no create) by owner "prev-owner" with a CLAIM_DELEGATE_PREV (name) or
+ * CLAIM_DELEG_PREV_FH (the current filehandle) claim. */
+static nfsstat4 open_prev(uint64_t clientid, uint32_t seqid, open_claim_type4 claim, const char *name)
+{
+    nfs_argop4 a;
+    nfs_resop4 r;
+    memset(&a, 0, sizeof(a));
+    OPEN4args *o = &a.opopen;
+    o->seqid = seqid;
+    o->share_access = OPEN4_SHARE_ACCESS_READ;
+    o->owner.clientid = clientid;
+    o->owner.owner = (struct xdr_opaque){10, (const uint8_t *)"prev-owner"};
+    o->openhow.opentype = OPEN4_NOCREATE;
+    o->claim.claim = claim;
+    if (claim == CLAIM_DELEGATE_PREV)
+        o->claim.file_delegate_prev = NAME(name);
+    cur_root();
+    nfsstat4 st = run(nfs4_op_open, OP_OPEN, &a, &r);
+    CHECK_EQ(r.opopen.status, st);
+    return st;
+}
+
+/* DELEGPURGE: 4.0 names the client (unknown: STALE_CLIENTID); nothing awaiting is OK.
+ * A delegation reclaim of a client that never had one is RECLAIM_BAD, whether the name
+ * exists or not (a reclaim creates nothing); CLAIM_DELEG_PREV_FH is no 4.0 claim. */
+static void test_deleg_ops(uint64_t cl)
 {
     nfs_argop4 a;
     nfs_resop4 r;
     memset(&a, 0, sizeof(a));
     cur_root();
     CHECK_EQ(run(nfs4_op_delegreturn, OP_DELEGRETURN, &a, &r), NFS4ERR_BAD_STATEID);
-    CHECK_EQ(run(nfs4_op_delegpurge, OP_DELEGPURGE, &a, &r), NFS4ERR_NOTSUPP);
+    CHECK_EQ(run(nfs4_op_delegpurge, OP_DELEGPURGE, &a, &r), NFS4ERR_STALE_CLIENTID);
+    a.opdelegpurge.clientid = cl;
+    CHECK_EQ(run(nfs4_op_delegpurge, OP_DELEGPURGE, &a, &r), NFS4_OK);
+    memset(&a, 0, sizeof(a));
     CHECK_EQ(run(nfs4_op_openattr, OP_OPENATTR, &a, &r), NFS4ERR_NOTSUPP);
+
+    struct opened o;
+    CHECK_EQ(open_name(cl, "prev-maker", 1, "prev-file", true, UNCHECKED4, NULL, OPEN4_SHARE_ACCESS_READ, 0, &o),
+             NFS4_OK);
+    CHECK_EQ(open_prev(cl, 1, CLAIM_DELEGATE_PREV, "prev-file"), NFS4ERR_RECLAIM_BAD);
+    CHECK_EQ(open_prev(cl, 2, CLAIM_DELEGATE_PREV, "prev-missing"), NFS4ERR_RECLAIM_BAD);
+    struct stat st;
+    char path[192];
+    snprintf(path, sizeof(path), "%s/prev-missing", path_rw);
+    CHECK(stat(path, &st) != 0); /* not created */
+    CHECK_EQ(open_prev(cl, 3, CLAIM_DELEG_PREV_FH, NULL), NFS4ERR_INVAL);
 }
 
 /* 4.1: no seqids, the current stateid, NONE_EXT answers, CLOSE frees the locks. */
@@ -694,7 +733,7 @@ int main(void)
     test_open_lock_close(cl1, cl2);
     test_pynfs40(cl1);
     test_new_owner_denied_retry(cl1, cl2);
-    test_deleg_ops();
+    test_deleg_ops(cl1);
     test_v41();
     teardown();
     return check_report("test_nfs4_lock_open");
