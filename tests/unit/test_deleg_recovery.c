@@ -12,30 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-#define CHECK_ST(expr, want)                                                            \
-    do {                                                                                \
-        enum state_status st_ = (expr);                                                 \
-        if (st_ != (want)) {                                                            \
-            fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr,      \
-                    state_status_name(st_), state_status_name(want));                   \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-static uint64_t fake_now = 1000000;
-static uint64_t fake_clock(void *ctx)
-{
-    (void)ctx;
-    return fake_now;
-}
+#include "state_check.h"
 
 #define LEASE_MS 10000u
 
@@ -440,8 +417,8 @@ int main(void)
     test_conflicts_discard_41();
     test_timeout_purge();
     test_grace();
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "%d failure(s)\n", check_failures);
         return 1;
     }
     printf("deleg_recovery: all tests passed\n");

@@ -15,30 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-#define CHECK_ST(expr, want)                                                            \
-    do {                                                                                \
-        enum state_status st_ = (expr);                                                 \
-        if (st_ != (want)) {                                                            \
-            fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr,      \
-                    state_status_name(st_), state_status_name(want));                   \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-static uint64_t fake_now = 1000000;
-static uint64_t fake_clock(void *ctx)
-{
-    (void)ctx;
-    return fake_now;
-}
+#include "state_check.h"
 
 static struct state_server *new_server(const char *dir, bool delegations)
 {
@@ -870,7 +847,7 @@ static void check_deleg_count(struct state_server *ss, unsigned want, int line)
     if (state_deleg_count(ss) != want || st.delegs != want) {
         fprintf(stderr, "%s:%d: state_deleg_count %u, stats %u, want %u\n", __FILE__, line,
                 state_deleg_count(ss), st.delegs, want);
-        failures++;
+        check_failures++;
     }
 }
 #define CHECK_DELEGS(ss, want) check_deleg_count(ss, want, __LINE__)
@@ -1486,8 +1463,8 @@ int main(void)
     test_own_share_conflicts();
     test_expired_ids();
     test_teardown_with_locks();
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "%d failure(s)\n", check_failures);
         return 1;
     }
     printf("state: all tests passed\n");
