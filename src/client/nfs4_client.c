@@ -554,6 +554,35 @@ static void seqids_advance(struct nfs_client *c, struct v4_req *rq, const COMPOU
         return;
     pthread_mutex_lock(&v4->mu);
     nfs4_seqid_update(ca.argarray.val, ca.argarray.len, res, v4->seqid_next);
+    nfs4_seqid_known(ca.argarray.val, ca.argarray.len, res, v4->seqid_uncertain);
+    pthread_mutex_unlock(&v4->mu);
+}
+
+/* 4.0, BAD_SEQID: if an owner's seqid was only assumed (a request given up on), take
+ * the step back and send again (see nfs4_seqid_assume). */
+static bool seqids_step_back(struct nfs_client *c, struct v4_req *rq)
+{
+    struct nfs4_state *v4 = c->v4;
+    COMPOUND4args ca = compound_args(v4, rq->a);
+    pthread_mutex_lock(&v4->mu);
+    bool stepped = nfs4_seqid_step_back(ca.argarray.val, ca.argarray.len, v4->seqid_next,
+                                        v4->seqid_uncertain);
+    pthread_mutex_unlock(&v4->mu);
+    if (stepped)
+        log_info("nfs4 client: BAD_SEQID after a request given up on: the server had not "
+                 "processed it; sending again with the seqid before it");
+    return stepped;
+}
+
+/* 4.0: a request given up on after it went out may have consumed its owners' seqids. */
+static void seqids_abandoned(struct nfs_client *c, struct v4_req *rq)
+{
+    struct nfs4_state *v4 = c->v4;
+    COMPOUND4args ca = compound_args(v4, rq->a);
+    if (sessions(v4) || !rq->unanswered || !nfs4_seqid_ops(ca.argarray.val, ca.argarray.len))
+        return;
+    pthread_mutex_lock(&v4->mu);
+    nfs4_seqid_assume(ca.argarray.val, ca.argarray.len, v4->seqid_next, v4->seqid_uncertain);
     pthread_mutex_unlock(&v4->mu);
 }
 
@@ -589,6 +618,8 @@ static enum v4_action req_outcome(struct nfs_client *c, struct v4_req *rq, int *
     case NFS4ERR_EXPIRED:
     case NFS4ERR_BAD_STATEID:
         return req_stale(c, rq, cst);
+    case NFS4ERR_BAD_SEQID:
+        return !sess && seqids_step_back(c, rq) ? V4_RETRY : V4_DONE;
     case NFS4ERR_OLD_STATEID: /* 4.0: I/O overtaken by an OPEN upgrade: the new seqid */
         return !sess && !rq->sm && rq->stale++ < 3 ? V4_RETRY : V4_DONE;
     case NFS4ERR_RETRY_UNCACHED_REP: /* a retransmission the server did not keep */
@@ -624,6 +655,9 @@ static enum v4_action call_once(struct nfs_client *c, struct v4_req *rq, struct 
                        enc_compound, &ca, c->timeout_ms, &r->rep);
     note_sent(v4, renews_lease(v4, ca.argarray.val, ca.argarray.len));
     *status = st ? nfs_client_rpc_status(st, &r->rep) : v4_decode(r, rq->arena);
+    /* no reply, or none we could read: the server may have run it (-EPROTO: it refused
+     * the RPC itself, which runs nothing) */
+    rq->unanswered = st ? st != -EPROTO : *status < 0;
     enum v4_action act = req_outcome(c, rq, status, *status ? NULL : &r->res);
     nfs4c_conn_put(v4, rq->conn);
     rq->conn = NULL;
@@ -644,6 +678,8 @@ static int v4_call_sized(struct nfs_client *c, struct v4_args *a, struct v4_repl
         int st;
         enum v4_action act = call_once(c, &rq, r, &st);
         if (act == V4_DONE) {
+            if (st < 0)
+                seqids_abandoned(c, &rq);
             req_finish(c, &rq);
             r->next = first_result(c->v4);
             return st;

@@ -130,6 +130,7 @@ struct nfs4_state {
     /* 4.0: the next seqid of each owner, and whether a thread is in the middle of an
      * exchange using them (nfs4c_owners_begin); owners_cv wakes those waiting for it */
     uint32_t seqid_next[NFS4_OWNERS];
+    bool seqid_uncertain[NFS4_OWNERS]; /* nfs4_seqid_assume: a request was given up on */
     bool owners_busy;
     pthread_cond_t owners_cv;
 };
@@ -165,6 +166,7 @@ struct v4_req {
     int64_t start_ms;
     unsigned delay_ms, waited_ms, misordered, stale;
     unsigned wait_ms; /* V4_WAIT: how long */
+    bool unanswered; /* 4.0: the last transmission got no reply the server surely sent */
 };
 
 /* ---- nfs4_client.c ---- */

@@ -124,6 +124,53 @@ unsigned nfs4_seqid_update(const nfs_argop4 *ops, uint32_t n, const COMPOUND4res
     return used;
 }
 
+void nfs4_seqid_assume(const nfs_argop4 *ops, uint32_t n, uint32_t next[NFS4_OWNERS],
+                       bool uncertain[NFS4_OWNERS])
+{
+    for (uint32_t i = 0; i < n; i++) {
+        enum nfs4_owner owners[2];
+        unsigned k = op_owners(&ops[i], owners);
+        for (unsigned j = 0; j < k; j++) {
+            next[owners[j]]++;
+            uncertain[owners[j]] = true;
+        }
+    }
+}
+
+bool nfs4_seqid_step_back(const nfs_argop4 *ops, uint32_t n, uint32_t next[NFS4_OWNERS],
+                          bool uncertain[NFS4_OWNERS])
+{
+    bool stepped = false;
+    for (uint32_t i = 0; i < n; i++) {
+        enum nfs4_owner owners[2];
+        unsigned k = op_owners(&ops[i], owners);
+        for (unsigned j = 0; j < k; j++) {
+            if (uncertain[owners[j]]) {
+                next[owners[j]]--;
+                uncertain[owners[j]] = false;
+                stepped = true;
+            }
+        }
+    }
+    return stepped;
+}
+
+void nfs4_seqid_known(const nfs_argop4 *ops, uint32_t n, const COMPOUND4res *res,
+                      bool uncertain[NFS4_OWNERS])
+{
+    for (uint32_t i = 0; i < n && i < res->resarray.len; i++) {
+        const nfs_resop4 *r = &res->resarray.val[i];
+        if (r->resop != ops[i].argop)
+            break;
+        enum nfs4_owner owners[2];
+        unsigned k = op_owners(&ops[i], owners);
+        if (k == 0 || result_status(r) == NFS4ERR_BAD_SEQID)
+            continue;
+        for (unsigned j = 0; j < k; j++)
+            uncertain[owners[j]] = false;
+    }
+}
+
 int nfs4_uaddr_port0(const struct sockaddr *sa, char *netid, size_t netid_len, char *uaddr,
                      size_t uaddr_len)
 {

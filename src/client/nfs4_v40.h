@@ -43,6 +43,24 @@ void nfs4_seqid_fill(nfs_argop4 *ops, uint32_t n, const uint32_t next[NFS4_OWNER
 unsigned nfs4_seqid_update(const nfs_argop4 *ops, uint32_t n, const COMPOUND4res *res,
                            uint32_t next[NFS4_OWNERS]);
 
+/*
+ * A request given up on after it went out (no reply: timed out, connection lost for
+ * good, or an undecodable reply): the server may or may not have consumed its seqids.
+ * nfs4_seqid_assume advances next[] as if it had (once per seqid-mutating op, as a reply
+ * would) and marks those owners uncertain. Were that wrong, the owner's next request gets
+ * BAD_SEQID and nfs4_seqid_step_back takes the step back (once), so the request can go
+ * out again. Assuming the other way would be worse: a server that did process the lost
+ * request would take the same seqid again as a retransmission and answer the NEXT
+ * request with the lost one's cached reply. nfs4_seqid_known clears the mark of owners
+ * whose seqid a reply confirmed (a result other than BAD_SEQID).
+ */
+void nfs4_seqid_assume(const nfs_argop4 *ops, uint32_t n, uint32_t next[NFS4_OWNERS],
+                       bool uncertain[NFS4_OWNERS]);
+bool nfs4_seqid_step_back(const nfs_argop4 *ops, uint32_t n, uint32_t next[NFS4_OWNERS],
+                          bool uncertain[NFS4_OWNERS]);
+void nfs4_seqid_known(const nfs_argop4 *ops, uint32_t n, const COMPOUND4res *res,
+                      bool uncertain[NFS4_OWNERS]);
+
 /* SETCLIENTID's callback location for a client that runs no callback service: the
  * address sa (ours, as the server sees it) with port 0, as a universal address (RFC 5665:
  * "h1.h2.h3.h4.0.0", or IPv6 text + ".0.0") with netid "tcp" / "tcp6". The server's

@@ -157,6 +157,54 @@ static void test_update(void)
     CHECK_EQ(next[NFS4_OWNER_LOCK], 11);
 }
 
+/* A request given up on: its seqids are assumed consumed; BAD_SEQID on the owner's
+ * next request takes the step back once; a confirming reply clears the doubt. */
+static void test_abandoned(void)
+{
+    nfs_argop4 ops[2];
+    nfs_resop4 res[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].argop = OP_PUTFH;
+    ops[1].argop = OP_LOCK;
+    ops[1].oplock.locker.new_lock_owner = true;
+    uint32_t next[NFS4_OWNERS] = { 5, 9 };
+    bool uncertain[NFS4_OWNERS] = { false, false };
+
+    /* open_to_lock_owner4 LOCK lost: both owners assumed advanced */
+    nfs4_seqid_assume(ops, 2, next, uncertain);
+    CHECK_EQ(next[NFS4_OWNER_OPEN], 6);
+    CHECK_EQ(next[NFS4_OWNER_LOCK], 10);
+    CHECK(uncertain[NFS4_OWNER_OPEN] && uncertain[NFS4_OWNER_LOCK]);
+    /* the server had not run it: the next OPEN gets BAD_SEQID, the open owner steps
+     * back, once (a second BAD_SEQID is a real error) */
+    ops[1].argop = OP_OPEN;
+    CHECK(nfs4_seqid_step_back(ops, 2, next, uncertain));
+    CHECK_EQ(next[NFS4_OWNER_OPEN], 5);
+    CHECK(!uncertain[NFS4_OWNER_OPEN]);
+    CHECK(!nfs4_seqid_step_back(ops, 2, next, uncertain));
+    CHECK_EQ(next[NFS4_OWNER_OPEN], 5);
+    /* the lock owner is still in doubt until a reply confirms its seqid */
+    CHECK(uncertain[NFS4_OWNER_LOCK]);
+    ops[1].argop = OP_LOCKU;
+    COMPOUND4res r = reply(res, ops, (nfsstat4[]){ NFS4_OK, NFS4ERR_BAD_SEQID }, 2);
+    nfs4_seqid_known(ops, 2, &r, uncertain); /* BAD_SEQID confirms nothing */
+    CHECK(uncertain[NFS4_OWNER_LOCK]);
+    r = reply(res, ops, (nfsstat4[]){ NFS4ERR_STALE }, 1);
+    nfs4_seqid_known(ops, 2, &r, uncertain); /* LOCKU never ran */
+    CHECK(uncertain[NFS4_OWNER_LOCK]);
+    r = reply(res, ops, (nfsstat4[]){ NFS4_OK, NFS4ERR_LOCK_RANGE }, 2);
+    nfs4_seqid_known(ops, 2, &r, uncertain);
+    CHECK(!uncertain[NFS4_OWNER_LOCK]);
+    CHECK(!nfs4_seqid_step_back(ops, 2, next, uncertain));
+    CHECK_EQ(next[NFS4_OWNER_LOCK], 10);
+    /* ops without owners change nothing */
+    ops[1].argop = OP_GETATTR;
+    nfs4_seqid_assume(ops, 2, next, uncertain);
+    CHECK_EQ(next[NFS4_OWNER_OPEN], 5);
+    CHECK_EQ(next[NFS4_OWNER_LOCK], 10);
+    CHECK(!uncertain[NFS4_OWNER_OPEN] && !uncertain[NFS4_OWNER_LOCK]);
+}
+
 static void test_uaddr(void)
 {
     char netid[8], uaddr[64];
@@ -186,6 +234,7 @@ int main(void)
     test_advance_rule();
     test_fill();
     test_update();
+    test_abandoned();
     test_uaddr();
     return check_report("test_client_v40");
 }
