@@ -555,6 +555,7 @@ const struct nfs_client_ops nfs3_client_ops = {
     .getattr = v3_getattr,
     .setattr = v3_setattr,
     .open = nfs_open_by_lookup,
+    .open_at = nfs_open_at_by_lookup,
     .close = v3_close,
     .read_async = v3_read_async,
     .write_async = v3_write_async,

@@ -1775,6 +1775,27 @@ static int open_in_dir(struct nfs_client *c, const struct nfs_fh *dir, const cha
 
 static int close_fh(struct nfs_client *c, const struct nfs_fh *fh);
 
+static int v4_open_at(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                      int flags, uint32_t mode, struct nfs_file *f)
+{
+    memset(f, 0, sizeof(*f));
+    int st = open_in_dir(c, dir, name, flags, mode, 0, &f->fh, &f->attr);
+    if (st == NFS4ERR_ISDIR || st == NFS4ERR_SYMLINK || st == NFS4ERR_WRONG_TYPE)
+        return nfs_open_at_by_lookup(c, dir, name, flags & ~(NFS_O_CREAT | NFS_O_TRUNC), mode, f);
+    if (st)
+        return st;
+    f->v4_open = true;
+    if ((flags & NFS_O_TRUNC) && !(flags & NFS_O_CREAT) && f->attr.size) {
+        struct nfs_setattr sa = { .set_size = true, .size = 0 };
+        st = v4_setattr(c, &f->fh, &sa, &f->attr);
+        if (st) {
+            close_fh(c, &f->fh);
+            f->v4_open = false;
+        }
+    }
+    return st;
+}
+
 static int v4_open(struct nfs_client *c, const char *path, int flags, uint32_t mode,
                    struct nfs_file *f)
 {
@@ -1789,23 +1810,7 @@ static int v4_open(struct nfs_client *c, const char *path, int flags, uint32_t m
     struct nfs_fh dir;
     int st = nfs_lookup_path(c, parent, &dir, NULL);
     free(parent);
-    if (st)
-        return st;
-    st = open_in_dir(c, &dir, name, flags, mode, 0, &f->fh, &f->attr);
-    if (st == NFS4ERR_ISDIR || st == NFS4ERR_SYMLINK || st == NFS4ERR_WRONG_TYPE)
-        return nfs_open_by_lookup(c, path, flags & ~(NFS_O_CREAT | NFS_O_TRUNC), mode, f);
-    if (st)
-        return st;
-    f->v4_open = true;
-    if ((flags & NFS_O_TRUNC) && !(flags & NFS_O_CREAT) && f->attr.size) {
-        struct nfs_setattr sa = { .set_size = true, .size = 0 };
-        st = v4_setattr(c, &f->fh, &sa, &f->attr);
-        if (st) {
-            close_fh(c, &f->fh);
-            f->v4_open = false;
-        }
-    }
-    return st;
+    return st ? st : v4_open_at(c, &dir, name, flags, mode, f);
 }
 
 static void file_forget_locks(struct v4_file *f)
@@ -2265,6 +2270,7 @@ const struct nfs_client_ops nfs4_client_ops = {
     .getattr = v4_getattr,
     .setattr = v4_setattr,
     .open = v4_open,
+    .open_at = v4_open_at,
     .close = v4_close,
     .read_async = v4_read_async,
     .write_async = v4_write_async,

@@ -25,7 +25,7 @@
 #include "util/deadline.h"
 
 enum async_kind {
-    A_LOOKUP_PATH, A_LOOKUP, A_SETATTR, A_OPEN, A_CLOSE, A_CREATE, A_MKDIR, A_REMOVE,
+    A_LOOKUP_PATH, A_LOOKUP, A_SETATTR, A_OPEN, A_OPEN_AT, A_CLOSE, A_CREATE, A_MKDIR, A_REMOVE,
     A_RMDIR, A_RENAME, A_LINK, A_SYMLINK, A_READLINK, A_FSSTAT, A_READDIR, A_LOCK,
     A_UNLOCK, A_TESTLOCK,
 };
@@ -86,6 +86,9 @@ static int run_op(struct nfs_client *c, struct async_op *op, struct nfs_op_resul
     case A_OPEN:
         r->file = op->file;
         return nfs_open(c, op->name, op->flags, op->mode, op->file);
+    case A_OPEN_AT:
+        r->file = op->file;
+        return nfs_open_at(c, &op->fh, op->name, op->flags, op->mode, op->file);
     case A_CLOSE: r->file = op->file; return nfs_close(c, op->file);
     case A_CREATE:
         return nfs_create(c, &op->fh, op->name, op->mode, op->flag, &r->fh, &r->attr);
@@ -305,6 +308,19 @@ int nfs_open_async(struct nfs_client *c, const char *path, int flags, uint32_t m
                    struct nfs_file *f, nfs_op_done_fn done, void *arg)
 {
     struct async_op *op = op_with(A_OPEN, NULL, path, NULL, done, arg);
+    if (op) {
+        op->flags = flags;
+        op->mode = mode;
+        op->file = f;
+    }
+    return submit_new(c, op);
+}
+
+int nfs_open_at_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                      int flags, uint32_t mode, struct nfs_file *f, nfs_op_done_fn done,
+                      void *arg)
+{
+    struct async_op *op = op_with(A_OPEN_AT, dir, name, NULL, done, arg);
     if (op) {
         op->flags = flags;
         op->mode = mode;

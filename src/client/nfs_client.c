@@ -526,31 +526,53 @@ int nfs_lookup_path(struct nfs_client *c, const char *path, struct nfs_fh *fh,
     return attr ? nfs_getattr(c, fh, attr) : 0;
 }
 
-int nfs_open_by_lookup(struct nfs_client *c, const char *path, int flags, uint32_t mode,
-                       struct nfs_file *f)
+/* open_at for versions without open state: look name up in dir, create / truncate as
+ * asked. */
+int nfs_open_at_by_lookup(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                          int flags, uint32_t mode, struct nfs_file *f)
 {
     memset(f, 0, sizeof(*f));
-    int st = (flags & NFS_O_EXCL) ? 2 : nfs_lookup_path(c, path, &f->fh, &f->attr);
-    if (st == 2 /* NOENT */ && (flags & NFS_O_CREAT)) {
-        /* create in the parent directory */
-        const char *slash = strrchr(path, '/');
-        char *parent = strndup(path, slash ? (size_t)(slash - path) : 0);
-        if (!parent)
-            return -ENOMEM;
-        struct nfs_fh dir;
-        st = nfs_lookup_path(c, parent, &dir, NULL);
-        free(parent);
-        if (st)
-            return st;
-        return c->ops->create(c, &dir, slash ? slash + 1 : path, mode,
-                              (flags & NFS_O_EXCL) != 0, &f->fh, &f->attr);
-    }
+    int st = (flags & NFS_O_EXCL) ? 2 : c->ops->lookup(c, dir, name, &f->fh, &f->attr);
+    if (st == 2 /* NOENT */ && (flags & NFS_O_CREAT))
+        return c->ops->create(c, dir, name, mode, (flags & NFS_O_EXCL) != 0, &f->fh, &f->attr);
     if (st)
         return st;
     if ((flags & NFS_O_TRUNC) && f->attr.type == NFS_REG && f->attr.size) {
         struct nfs_setattr sa = { .set_size = true, .size = 0 };
         st = c->ops->setattr(c, &f->fh, &sa, &f->attr);
     }
+    return st;
+}
+
+int nfs_open_by_lookup(struct nfs_client *c, const char *path, int flags, uint32_t mode,
+                       struct nfs_file *f)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (!*name) { /* the root */
+        memset(f, 0, sizeof(*f));
+        return nfs_lookup_path(c, path, &f->fh, &f->attr);
+    }
+    char *parent = strndup(path, slash ? (size_t)(slash - path) : 0);
+    if (!parent)
+        return -ENOMEM;
+    struct nfs_fh dir;
+    int st = nfs_lookup_path(c, parent, &dir, NULL);
+    free(parent);
+    if (st) {
+        memset(f, 0, sizeof(*f));
+        return st;
+    }
+    return nfs_open_at_by_lookup(c, &dir, name, flags, mode, f);
+}
+
+int nfs_open_at(struct nfs_client *c, const struct nfs_fh *dir, const char *name, int flags,
+                uint32_t mode, struct nfs_file *f)
+{
+    if (!*name || strchr(name, '/'))
+        return -EINVAL;
+    int st = c->ops->open_at(c, dir, name, flags, mode, f);
+    f->flags = flags;
     return st;
 }
 

@@ -201,6 +201,9 @@ struct nfs_file {
 };
 int nfs_open(struct nfs_client *c, const char *path, int flags, uint32_t mode,
              struct nfs_file *f);
+/* The same for name in the directory dir (no path walk: one OPEN over NFSv4). */
+int nfs_open_at(struct nfs_client *c, const struct nfs_fh *dir, const char *name, int flags,
+                uint32_t mode, struct nfs_file *f);
 int nfs_close(struct nfs_client *c, struct nfs_file *f);
 
 /* Results of READ / WRITE / COMMIT. */
@@ -298,8 +301,8 @@ int nfs_getattr_async(struct nfs_client *c, const struct nfs_fh *fh, nfs_attr_do
  * status and, for status 0, the outputs:
  *   lookup / lookup_path / create / mkdir: fh and attr; symlink: fh; setattr: attr
  *   (the new attributes); fsstat: fsstat; readlink: target (NUL-terminated);
- *   testlock (-EAGAIN): conflict; open / close / lock / unlock / testlock: file is the
- *   caller's nfs_file (open has filled it).
+ *   testlock (-EAGAIN): conflict; open / open_at / close / lock / unlock / testlock:
+ *   file is the caller's nfs_file (open has filled it).
  * res is valid during the completion only. These calls may take several round trips
  * (an NFSv3 CREATE without a handle in its reply is followed by a LOOKUP, a 4.0 OPEN by
  * OPEN_CONFIRM, READDIR by more READDIRs, a lock with wait polls), so each runs as its
@@ -330,6 +333,9 @@ int nfs_setattr_async(struct nfs_client *c, const struct nfs_fh *fh, const struc
                       nfs_op_done_fn done, void *arg);
 int nfs_open_async(struct nfs_client *c, const char *path, int flags, uint32_t mode,
                    struct nfs_file *f, nfs_op_done_fn done, void *arg);
+int nfs_open_at_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                      int flags, uint32_t mode, struct nfs_file *f, nfs_op_done_fn done,
+                      void *arg);
 int nfs_close_async(struct nfs_client *c, struct nfs_file *f, nfs_op_done_fn done, void *arg);
 int nfs_create_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
                      uint32_t mode, bool exclusive, nfs_op_done_fn done, void *arg);

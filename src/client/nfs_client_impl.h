@@ -36,6 +36,8 @@ struct nfs_client_ops {
                    struct nfs_attr *attr);
     int (*open)(struct nfs_client *c, const char *path, int flags, uint32_t mode,
                 struct nfs_file *f);
+    int (*open_at)(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                   int flags, uint32_t mode, struct nfs_file *f);
     int (*close)(struct nfs_client *c, struct nfs_file *f);
     int (*read_async)(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, void *buf,
                       uint32_t count, nfs_io_done_fn done, void *arg);
@@ -130,5 +132,7 @@ int nfs_client_rpc_status(int rpc_status, const struct rpc_reply *rep);
 /* open() for versions without open state: walk the path, create / truncate as asked. */
 int nfs_open_by_lookup(struct nfs_client *c, const char *path, int flags, uint32_t mode,
                        struct nfs_file *f);
+int nfs_open_at_by_lookup(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
+                          int flags, uint32_t mode, struct nfs_file *f);
 
 #endif

@@ -397,6 +397,42 @@ class PeernfsdCli(CliTests, unittest.TestCase):
 class PeernfsdCliV40(PeernfsdCli):
     vers_arg = "&vers=4.0"
 
+    def test_lost_open_reply(self):
+        # an OPEN that times out while the server is frozen (SIGSTOP), which the server
+        # then runs: the library must not reuse its owner seqid, else the server takes
+        # the next OPEN for a retransmission and answers it with the lost one's reply
+        if not ARGS.v40_lost:
+            self.skipTest("no --v40-lost binary")
+        p = subprocess.Popen([ARGS.v40_lost, self.url("") + "&timeo=1"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+            os.kill(self.srv.proc.pid, signal.SIGSTOP)
+            try:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+                line = p.stdout.readline().strip()
+                self.assertTrue(line.startswith("lost "), line)
+            finally:
+                os.kill(self.srv.proc.pid, signal.SIGCONT)
+            # the server runs the frozen OPEN of b now
+            deadline = time.time() + 10
+            while not os.path.exists(os.path.join(self.export, "lost-b")):
+                self.assertLess(time.time(), deadline, "the server never ran the lost OPEN")
+                time.sleep(0.05)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, f"stdout: {out!r}\nstderr: {err!r}")
+            self.assertEqual(out.strip(), "ok")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        with open(os.path.join(self.export, "lost-c"), "rb") as f:
+            self.assertEqual(f.read(), b"seqid")
+
     def test_no_delegation(self):
         # the library gives SETCLIENTID a callback address nobody listens at: the
         # server's probe fails, it grants no delegation, and another client's OPEN for
@@ -505,6 +541,7 @@ def main():
     ap.add_argument("--ganesha", default=shutil.which("ganesha.nfsd"))
     ap.add_argument("--no-ganesha", action="store_true")
     ap.add_argument("--async-check", help="client_async_check binary (test_async_api)")
+    ap.add_argument("--v40-lost", help="client_v40_lost binary (test_lost_open_reply)")
     ARGS, rest = ap.parse_known_args()
     if ARGS.no_ganesha:
         ARGS.ganesha = None
