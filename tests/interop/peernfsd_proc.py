@@ -1,11 +1,14 @@
 """Start and stop a real peernfsd for interop tests (no rpcbind: fixed loopback port)."""
+import argparse
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
 
 
 def free_port():
@@ -77,3 +80,13 @@ class Peernfsd:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_unittests(module_globals):
+    """main() of a test script that needs only a peernfsd: --peernfsd PATH becomes the
+    script's BINARY, the other arguments go to unittest."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peernfsd", required=True)
+    args, rest = ap.parse_known_args()
+    module_globals["BINARY"] = args.peernfsd
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

@@ -6,13 +6,12 @@ SIGTERM shutdown.
 
     test_badinput.py --peernfsd build/bin/peernfsd
 """
-import argparse
 import struct
 import sys
 import unittest
 
 import rpcwire as w
-from peernfsd_proc import Peernfsd
+from peernfsd_proc import Peernfsd, run_unittests
 
 NFS_PROG, MOUNT_PROG, NFSACL_PROG = 100003, 100005, 100227
 NFS3_GETATTR, NFS3_FSINFO = 1, 19
@@ -158,14 +157,5 @@ class BadInput(unittest.TestCase):
         self.assertEqual(w.parse_reply(c.recv_record())["xid"], 14)
 
 
-def main():
-    global BINARY
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--peernfsd", required=True)
-    args, rest = ap.parse_known_args()
-    BINARY = args.peernfsd
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    run_unittests(globals())

@@ -12,7 +12,6 @@ NFSv3 handles are the NFSv4 ones (both are the same wrapped backend handle).
 
     test_deleg_v3.py --peernfsd build/bin/peernfsd
 """
-import argparse
 import os
 import socket
 import struct
@@ -23,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpcwire as w  # noqa: E402
-from peernfsd_proc import Peernfsd  # noqa: E402
+from peernfsd_proc import Peernfsd, run_unittests  # noqa: E402
 
 NFS_PROG, NLM_PROG, CB_PROG = 100003, 100021, 0x40000000
 BINARY = None
@@ -626,14 +625,5 @@ class DelegVsV3(unittest.TestCase):
         self.assertEqual(self.v4.close_file(fh, open_sid), NFS4_OK)
 
 
-def main():
-    global BINARY
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--peernfsd", required=True)
-    args, rest = ap.parse_known_args()
-    BINARY = args.peernfsd
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    run_unittests(globals())

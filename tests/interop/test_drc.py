@@ -5,7 +5,6 @@ first run, byte for byte, instead of running again (a second MKDIR would answer 
 second REMOVE NOENT). NFSv3 over TCP (same connection, and a reconnect from the same
 port), over UDP, NFSv4.0 COMPOUNDs (pynfs RPLY14); idempotent calls and 4.0 COMPOUNDs
 without a change are never cached."""
-import argparse
 import os
 import socket
 import struct
@@ -15,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpcwire as w  # noqa: E402
-from peernfsd_proc import Peernfsd  # noqa: E402
+from peernfsd_proc import Peernfsd, run_unittests  # noqa: E402
 
 NFS_PROG, MOUNT_PROG = 100003, 100005
 NFS3_GETATTR, NFS3_LOOKUP, NFS3_WRITE, NFS3_MKDIR, NFS3_REMOVE, NFS3_RMDIR = 1, 3, 7, 9, 12, 13
@@ -297,14 +296,5 @@ class Drc(unittest.TestCase):
         self.assertEqual(nfs4_status(self.roundtrip(rec)), NFS4_OK, "a COMPOUND changing nothing runs again")
 
 
-def main():
-    global BINARY
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--peernfsd", required=True)
-    args, rest = ap.parse_known_args()
-    BINARY = args.peernfsd
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    run_unittests(globals())

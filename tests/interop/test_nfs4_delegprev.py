@@ -14,7 +14,6 @@ CB_RECALL) on a loopback port.
 
     test_nfs4_delegprev.py --peernfsd build/bin/peernfsd
 """
-import argparse
 import os
 import socket
 import struct
@@ -25,7 +24,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpcwire as w  # noqa: E402
-from peernfsd_proc import Peernfsd  # noqa: E402
+from peernfsd_proc import Peernfsd, run_unittests  # noqa: E402
 from test_deleg_v3 import (  # noqa: E402
     CB_PROG, FANOTIFY, NFS4_OK, NFS4ERR_DELAY, OP_GETFH, OP_OPEN, OP_PUTFH, OP_PUTROOTFH, OP_LOOKUP,
     OPEN_DELEGATE_NONE_EXT, OPEN_DELEGATE_READ, OPEN_DELEGATE_WRITE, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE,
@@ -427,14 +426,5 @@ class DelegPrev(unittest.TestCase):
             self.assertEqual(a2.open(root, SHARE_ACCESS_READ, CLAIM_DELEGATE_PREV, name)[0], NFS4ERR_RECLAIM_BAD)
 
 
-def main():
-    global BINARY
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--peernfsd", required=True)
-    args, rest = ap.parse_known_args()
-    BINARY = args.peernfsd
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    run_unittests(globals())

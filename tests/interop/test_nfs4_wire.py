@@ -3,7 +3,6 @@
 2.10.6 and 15.2): minor version mismatch, OP_ILLEGAL, BADXDR, op-count limits, the 4.1
 session rules and the slot reply cache (a retransmission gets the same bytes); and the
 NFSv4.2 extended attribute ops (RFC 8276) in raw 4.2 COMPOUNDs."""
-import argparse
 import errno
 import os
 import struct
@@ -12,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpcwire as w  # noqa: E402
-from peernfsd_proc import Peernfsd  # noqa: E402
+from peernfsd_proc import Peernfsd, run_unittests  # noqa: E402
 
 NFS_PROG = 100003
 BINARY = None
@@ -552,14 +551,5 @@ class Nfs4Xattr(unittest.TestCase):
         self.assertEqual(self.one(self.srv.export, "bigval", op_getxattr(b"v")), (NFS4_OK, b"z" * 3000))
 
 
-def main():
-    global BINARY
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--peernfsd", required=True)
-    args, rest = ap.parse_known_args()
-    BINARY = args.peernfsd
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    run_unittests(globals())

@@ -5,7 +5,6 @@ one lock space shared with version 4 (a v1 lock conflicts with a v4 one and the 
 a v4 holder beyond 32 bits is clamped), ranges near 2^32, v3 SHARE/UNSHARE, NM_LOCK and
 FREE_ALL, v4-only errors mapped to LCK_DENIED_NOLOCKS, and GARBAGE_ARGS for truncated
 or malformed arguments."""
-import argparse
 import os
 import socket
 import sys
@@ -13,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpcwire as w  # noqa: E402
-from peernfsd_proc import Peernfsd  # noqa: E402
+from peernfsd_proc import Peernfsd, run_unittests  # noqa: E402
 
 NFS_PROG, MOUNT_PROG, NLM_PROG = 100003, 100005, 100021
 NFS3_LOOKUP, MOUNTPROC3_MNT = 3, 1
@@ -407,14 +406,5 @@ class NlmV1V3Udp(NlmV1V3Base, unittest.TestCase):
         cls.stop_server()
 
 
-def main():
-    global BINARY
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--peernfsd", required=True)
-    args, rest = ap.parse_known_args()
-    BINARY = args.peernfsd
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    run_unittests(globals())
