@@ -63,6 +63,10 @@ def bench_server(args, srv, local):
                     timed([args.peernfs, '-q', 'put', local, purl], srv.ns)
                 if os.path.exists(back):
                     os.unlink(back)
+                # untimed: write back what earlier copies left dirty (nfs-cp never
+                # COMMITs, so its put leaves up to 1 GiB for the kernel to flush during
+                # the next copies, whichever tool they are)
+                os.sync()
                 if tool in ('peernfs', 'warm-up'):
                     cmd = [args.peernfs, '-q'] + (['put', local, purl] if direction == 'put'
                                                   else ['get', purl, back])
