@@ -55,6 +55,7 @@ struct nfs_async {
     struct async_op *head, **tail;
     pthread_t threads[NFS_ASYNC_WORKERS];
     int nthreads, idle;
+    int queued; /* requests waiting for a worker */
     bool stopping;
 };
 
@@ -135,6 +136,7 @@ static void *worker(void *p)
         a->head = op->next;
         if (!a->head)
             a->tail = &a->head;
+        a->queued--;
         pthread_mutex_unlock(&a->mu);
         struct nfs_op_result r;
         memset(&r, 0, sizeof(r));
@@ -182,18 +184,20 @@ static int submit(struct nfs_client *c, struct async_op *op)
     }
     *a->tail = op;
     a->tail = &op->next;
+    a->queued++;
     int st = 0;
-    if (a->idle == 0 && a->nthreads < NFS_ASYNC_WORKERS) {
+    /* idle workers may not have woken for earlier requests yet: count what waits */
+    if (a->queued > a->idle && a->nthreads < NFS_ASYNC_WORKERS) {
         st = pthread_create(&a->threads[a->nthreads], NULL, worker, c);
         if (st == 0)
             a->nthreads++;
         else if (a->nthreads > 0)
             st = 0; /* the running workers will get to it */
         else
-            a->tail = &a->head, a->head = NULL;
-    } else {
-        pthread_cond_signal(&a->work);
+            a->tail = &a->head, a->head = NULL, a->queued = 0;
     }
+    if (!st)
+        pthread_cond_signal(&a->work);
     pthread_mutex_unlock(&a->mu);
     if (st) {
         op_free(op);
@@ -212,6 +216,7 @@ void nfs_async_shutdown(struct nfs_client *c)
     struct async_op *never = a->head;
     a->head = NULL;
     a->tail = &a->head;
+    a->queued = 0;
     pthread_cond_broadcast(&a->work);
     pthread_cond_broadcast(&a->stop);
     pthread_mutex_unlock(&a->mu);
