@@ -13,7 +13,7 @@ void nfs3_squash_cred(const struct rpc_call *call, const struct export_rule *rul
 {
     /* AUTH_NONE (MOUNT accepts it): the caller is anonymous. */
     const struct rpc_cred *cr = &call->cred;
-    export_squash_caller(rule, cr->flavor == RPC_AUTH_SYS, cr->uid, cr->gid, cr->ngids, cr->gids, out);
+    export_squash_caller(rule, cr->has_ids, cr->uid, cr->gid, cr->ngids, cr->gids, out);
 }
 
 bool nfs3_port_allowed(const struct rpc_call *call, const struct export_rule *rule)

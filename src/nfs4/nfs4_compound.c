@@ -224,6 +224,8 @@ static void nfs4_principal_init(struct nfs4_compound *c)
 {
     if (c->call->cred.flavor == RPC_AUTH_SYS)
         snprintf(c->principal_buf, sizeof(c->principal_buf), "sys:%u", c->call->cred.uid);
+    else if (c->call->cred.flavor == RPC_AUTH_GSS)
+        snprintf(c->principal_buf, sizeof(c->principal_buf), "gss:%s", c->call->cred.machinename);
     else
         snprintf(c->principal_buf, sizeof(c->principal_buf), "none");
     c->principal.name = c->principal_buf;

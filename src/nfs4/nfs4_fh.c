@@ -25,7 +25,7 @@ static nfsstat4 nfs4_export_access(struct nfs4_compound *c, struct export *ex, s
     out->ex = ex;
     out->rule = rule;
     const struct rpc_cred *cr = &c->call->cred;
-    export_squash_caller(rule, cr->flavor == RPC_AUTH_SYS, cr->uid, cr->gid, cr->ngids, cr->gids, &out->cred);
+    export_squash_caller(rule, cr->has_ids, cr->uid, cr->gid, cr->ngids, cr->gids, &out->cred);
     return NFS4_OK;
 }
 

@@ -107,7 +107,7 @@ struct nfs4_compound {
     unsigned opindex;  /* 0-based index of the op running */
     unsigned nops;     /* ops in the request */
     struct state_principal principal;
-    char principal_buf[32];
+    char principal_buf[4 + RPC_AUTHSYS_MAXNAME + 1]; /* "sys:UID", "gss:name@REALM", "none" */
     /* 4.0 seqid-mutating ops: set by the op so the engine caches its encoded result */
     struct state_owner *seqid_owner;
     uint32_t seqid;

@@ -20,6 +20,8 @@ bool rpc_parse_authsys(const uint8_t *body, size_t len, struct rpc_cred *cred)
     if (xdr_dec_left(&x) != 0) /* the body length must match its contents */
         return false;
     cred->flavor = RPC_AUTH_SYS;
+    cred->gss_service = 0;
+    cred->has_ids = true;
     cred->uid = uid;
     cred->gid = gid;
     cred->ngids = ngids;

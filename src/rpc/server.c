@@ -725,7 +725,7 @@ static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec
         else if (j->hdr.proc >= v->nprocs || !v->procs[j->hdr.proc].fn)
             stat = RPC_PROC_UNAVAIL;
         else if ((v->procs[j->hdr.proc].flags & RPC_PROC_NEED_AUTH_SYS) &&
-                 j->cred.flavor != RPC_AUTH_SYS) {
+                 j->cred.flavor == RPC_AUTH_NONE) {
             j->hdr.auth_stat = RPC_AUTH_TOOWEAK_STAT;
             pr = RPC_PARSE_AUTH_ERROR;
         }

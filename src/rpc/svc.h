@@ -18,7 +18,22 @@
 #include "xdr/xdr.h"
 
 /* RFC 5531 numbers used by the service layer and by handlers. */
-enum rpc_auth_flavor { RPC_AUTH_NONE = 0, RPC_AUTH_SYS = 1 };
+enum rpc_auth_flavor { RPC_AUTH_NONE = 0, RPC_AUTH_SYS = 1, RPC_AUTH_GSS = 6 };
+/* RPCSEC_GSS services (RFC 2203 5): what protects a call's arguments and results. */
+enum rpc_gss_service {
+    RPC_GSS_SERVICE_NONE = 1,
+    RPC_GSS_SERVICE_INTEGRITY = 2,
+    RPC_GSS_SERVICE_PRIVACY = 3,
+};
+/* Pseudo-flavors naming a security choice as exports (sec=), MOUNT replies and SECINFO
+ * list them (RFC 2623 2.2): AUTH_SYS, or Kerberos 5 with each RPCSEC_GSS service. */
+enum rpc_pseudoflavor {
+    RPC_PSEUDO_NONE = 0,
+    RPC_PSEUDO_SYS = 1,
+    RPC_PSEUDO_KRB5 = 390003,
+    RPC_PSEUDO_KRB5I = 390004,
+    RPC_PSEUDO_KRB5P = 390005,
+};
 enum rpc_accept_status {
     RPC_SUCCESS = 0,
     RPC_PROG_UNAVAIL = 1,
@@ -46,13 +61,27 @@ enum rpc_accept_status {
 #define RPC_AUTHSYS_MAXNAME 255
 
 struct rpc_cred {
-    uint32_t flavor; /* RPC_AUTH_NONE or RPC_AUTH_SYS */
+    uint32_t flavor;      /* RPC_AUTH_NONE, RPC_AUTH_SYS or RPC_AUTH_GSS */
+    uint32_t gss_service; /* RPC_AUTH_GSS: enum rpc_gss_service (0 otherwise) */
+    /* uid/gid/gids name a user: AUTH_SYS, or an RPCSEC_GSS principal that maps to a local
+     * user (name@REALM through the Kerberos auth_to_local rules and the passwd database).
+     * Without ids the caller is the export's anonymous user. */
+    bool has_ids;
     uint32_t uid, gid;
     uint32_t ngids;
     uint32_t gids[RPC_AUTHSYS_MAXGIDS];
+    /* AUTH_SYS: the machine name; RPC_AUTH_GSS: the client's principal (name@REALM) */
     uint32_t machinename_len;
     char machinename[RPC_AUTHSYS_MAXNAME + 1]; /* NUL-terminated copy */
 };
+
+/* The pseudo-flavor a call came with (RPC_PSEUDO_*): what an export's sec= list names. */
+static inline uint32_t rpc_cred_pseudoflavor(const struct rpc_cred *c)
+{
+    if (c->flavor == RPC_AUTH_GSS)
+        return RPC_PSEUDO_KRB5 - 1 + c->gss_service;
+    return c->flavor;
+}
 
 struct rpc_conn;
 struct rpc_server;
@@ -82,7 +111,8 @@ enum rpc_proc_flags {
     /* May block on disk or on another host (COMMIT, stable WRITE, ...): run it on the
      * blocking pool so the connection's event loop keeps reading other requests. */
     RPC_PROC_BLOCKING = 1u << 0,
-    /* Refuse AUTH_NONE callers with AUTH_TOOWEAK (all NFS procedures but NULL). */
+    /* Refuse AUTH_NONE callers with AUTH_TOOWEAK (all NFS procedures but NULL): AUTH_SYS
+     * and RPCSEC_GSS pass. */
     RPC_PROC_NEED_AUTH_SYS = 1u << 1,
     /* Not idempotent (CREATE, REMOVE, ...): the reply goes to the duplicate request
      * cache, and a retransmission (same client address and port, xid, procedure and
