@@ -3,9 +3,11 @@
 # does nothing when every package is already installed.
 #   install-deps.sh [run|test]   run: build + serve; test (default): everything
 set -euo pipefail
-RUN_PKGS="build-essential cmake pkg-config python3 rpcbind nfs-common libsqlite3-dev liburing-dev iproute2 procps"
+RUN_PKGS="build-essential cmake pkg-config python3 rpcbind nfs-common libsqlite3-dev liburing-dev iproute2 procps
+          libkrb5-dev"
 TEST_PKGS="clang libclang-rt-14-dev libnfs-dev libnfs-utils qemu-system-x86 linux-image-amd64
-           busybox-static cpio kmod tshark nfs-ganesha nfs-ganesha-vfs psmisc util-linux"
+           busybox-static cpio kmod tshark nfs-ganesha nfs-ganesha-vfs psmisc util-linux
+           krb5-kdc krb5-admin-server python3-gssapi"
 pkgs=$RUN_PKGS
 [ "${1:-test}" = test ] && pkgs="$RUN_PKGS $TEST_PKGS"
 missing=

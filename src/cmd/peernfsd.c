@@ -43,6 +43,7 @@ struct options {
     unsigned max_minor;
     bool delegations;
     const char *idmap_domain;
+    const char *keytab;
     bool use_syslog;
     int log_level;
 };
@@ -81,6 +82,8 @@ static void usage(FILE *f)
           "      --max-minor N      highest NFSv4 minor version served: 0, 1 or 2 (default 2)\n"
           "      --no-delegations   never hand out NFSv4 delegations\n"
           "      --idmap-domain D   NFSv4 owners as user@D through NSS (default: numeric ids)\n"
+          "      --keytab FILE      Kerberos keys for exports with sec=krb5* (default: KRB5_KTNAME,\n"
+          "                         else /etc/krb5.keytab); clients name the service nfs@HOST\n"
           "      --no-nlm           no NLM (lock) service: clients must mount with nolock\n"
           "      --no-statd         do not monitor lock clients through rpc.statd\n"
           "      --statd-idle SECS  unmonitor a lock client this long after its last lock\n"
@@ -107,7 +110,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_PIDFILE = 256, OPT_SYSLOG, OPT_MAXREC, OPT_GRACE, OPT_NONLM, OPT_NOSTATD, OPT_NONFS4, OPT_LEASE,
-           OPT_MAXMINOR, OPT_NODELEG, OPT_IDMAP, OPT_STATDIDLE };
+           OPT_MAXMINOR, OPT_NODELEG, OPT_IDMAP, OPT_STATDIDLE, OPT_KEYTAB };
     static const struct option longopts[] = {
         { "exports", required_argument, NULL, 'e' },   { "port", required_argument, NULL, 'p' },
         { "listen", required_argument, NULL, 'l' },    { "state-dir", required_argument, NULL, 's' },
@@ -119,6 +122,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "lease", required_argument, NULL, OPT_LEASE }, { "max-minor", required_argument, NULL, OPT_MAXMINOR },
         { "no-delegations", no_argument, NULL, OPT_NODELEG },
         { "idmap-domain", required_argument, NULL, OPT_IDMAP },
+        { "keytab", required_argument, NULL, OPT_KEYTAB },
         { "pidfile", required_argument, NULL, OPT_PIDFILE },
         { "log-level", required_argument, NULL, 'd' }, { "syslog", no_argument, NULL, OPT_SYSLOG },
         { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
@@ -180,6 +184,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_NODELEG: o->delegations = false; break;
         case OPT_IDMAP: o->idmap_domain = optarg; break;
+        case OPT_KEYTAB:
+            if (access(optarg, R_OK) != 0)
+                return fprintf(stderr, "peernfsd: keytab '%s': %s\n", optarg, strerror(errno)), -1;
+            o->keytab = optarg;
+            break;
         case 'd':
             if ((o->log_level = log_level_parse(optarg)) < 0)
                 return fprintf(stderr, "peernfsd: bad log level '%s'\n", optarg), -1;
@@ -414,5 +423,9 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) < 0)
         return 1;
     log_init("peernfsd", (enum log_level)o.log_level, o.use_syslog);
+    if (o.keytab && rpc_gss_set_keytab(o.keytab) < 0) {
+        log_err("cannot use keytab %s for RPCSEC_GSS", o.keytab);
+        return 1;
+    }
     return run(&o);
 }

@@ -31,7 +31,36 @@ bool rpc_parse_authsys(const uint8_t *body, size_t len, struct rpc_cred *cred)
     return true;
 }
 
-static bool parse_cred(struct xdr_dec *x, struct rpc_cred *cred, enum rpc_auth_stat *why)
+/* rpc_gss_cred_t: version 1 only (RFC 2203 5.1: another one is AUTH_REJECTEDCRED). */
+static bool parse_gss_cred(const uint8_t *body, size_t len, struct rpc_call_hdr *hdr,
+                           struct rpc_cred *cred, enum rpc_auth_stat *why)
+{
+    struct xdr_dec x;
+    struct rpc_gss_cred *g = &hdr->gss;
+    struct xdr_opaque handle;
+
+    xdr_dec_init(&x, body, len, NULL);
+    if (!xdr_dec_u32(&x, &g->version))
+        return false;
+    if (g->version != 1) {
+        *why = RPC_AUTH_REJECTEDCRED;
+        return false;
+    }
+    if (!xdr_dec_u32(&x, &g->proc) || !xdr_dec_u32(&x, &g->seq) || !xdr_dec_u32(&x, &g->service) ||
+        !xdr_dec_opaque(&x, &handle, RPC_MAX_AUTH_BYTES) || xdr_dec_left(&x) != 0)
+        return false;
+    if (g->proc > 3 || g->service < RPC_GSS_SERVICE_NONE || g->service > RPC_GSS_SERVICE_PRIVACY)
+        return false;
+    g->handle = handle.val;
+    g->handle_len = handle.len;
+    memset(cred, 0, offsetof(struct rpc_cred, machinename) + 1);
+    cred->flavor = RPC_AUTH_GSS;
+    cred->gss_service = g->service;
+    return true;
+}
+
+static bool parse_cred(struct xdr_dec *x, struct rpc_call_hdr *hdr, struct rpc_cred *cred,
+                       enum rpc_auth_stat *why)
 {
     uint32_t flavor;
     struct xdr_opaque body;
@@ -46,19 +75,24 @@ static bool parse_cred(struct xdr_dec *x, struct rpc_cred *cred, enum rpc_auth_s
         return true;
     case RPC_AUTH_SYS:
         return rpc_parse_authsys(body.val, body.len, cred);
+    case RPC_AUTH_GSS:
+        return parse_gss_cred(body.val, body.len, hdr, cred, why);
     default:
-        /* RPCSEC_GSS, AUTH_DH, ...: not served. TOOWEAK tells the client to try another
-         * flavor it knows the export accepts. */
+        /* AUTH_DH, ...: not served. TOOWEAK tells the client to try another flavor it
+         * knows the export accepts. */
         *why = RPC_AUTH_TOOWEAK_STAT;
         return false;
     }
 }
 
-static bool parse_verf(struct xdr_dec *x)
+static bool parse_verf(struct xdr_dec *x, struct rpc_call_hdr *hdr)
 {
-    uint32_t flavor;
     struct xdr_opaque body;
-    return xdr_dec_u32(x, &flavor) && xdr_dec_opaque(x, &body, RPC_MAX_AUTH_BYTES);
+    if (!xdr_dec_u32(x, &hdr->verf_flavor) || !xdr_dec_opaque(x, &body, RPC_MAX_AUTH_BYTES))
+        return false;
+    hdr->verf = body.val;
+    hdr->verf_len = body.len;
+    return true;
 }
 
 enum rpc_parse_result rpc_parse_call(const uint8_t *rec, size_t len, struct rpc_call_hdr *hdr,
@@ -79,9 +113,10 @@ enum rpc_parse_result rpc_parse_call(const uint8_t *rec, size_t len, struct rpc_
     if (!xdr_dec_u32(&x, &hdr->prog) || !xdr_dec_u32(&x, &hdr->vers) ||
         !xdr_dec_u32(&x, &hdr->proc))
         return RPC_PARSE_DROP;
-    if (!parse_cred(&x, cred, &hdr->auth_stat))
+    if (!parse_cred(&x, hdr, cred, &hdr->auth_stat))
         return RPC_PARSE_AUTH_ERROR;
-    if (!parse_verf(&x)) {
+    hdr->cred_end = (size_t)(x.p - rec);
+    if (!parse_verf(&x, hdr)) {
         hdr->auth_stat = RPC_AUTH_BADVERF;
         return RPC_PARSE_AUTH_ERROR;
     }

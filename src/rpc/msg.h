@@ -26,6 +26,8 @@ enum rpc_auth_stat {
     RPC_AUTH_BADVERF = 3,
     RPC_AUTH_REJECTEDVERF = 4,
     RPC_AUTH_TOOWEAK_STAT = 5,
+    RPC_AUTH_GSS_CREDPROBLEM = 13, /* RFC 2203 4: no such context, or a bad verifier */
+    RPC_AUTH_GSS_CTXPROBLEM = 14,  /* RFC 2203 4: the context expired or is unusable */
 };
 
 /* What parsing a record found. */
@@ -37,10 +39,24 @@ enum rpc_parse_result {
     RPC_PARSE_AUTH_ERROR,   /* bad credential or verifier: answer MSG_DENIED / AUTH_ERROR */
 };
 
+/* An RPCSEC_GSS credential (RFC 2203 5): rpc_gss_cred_vers_1_t. */
+struct rpc_gss_cred {
+    uint32_t version, proc, seq, service;
+    const uint8_t *handle; /* into the record */
+    uint32_t handle_len;
+};
+
 struct rpc_call_hdr {
     uint32_t xid, prog, vers, proc;
     enum rpc_auth_stat auth_stat; /* for RPC_PARSE_AUTH_ERROR */
     size_t args_off;              /* offset of the procedure arguments in the record */
+    /* RPCSEC_GSS calls (cred flavor RPC_AUTH_GSS): the credential, the length of the
+     * header its verifier checksums (xid through the credential) and the verifier */
+    struct rpc_gss_cred gss;
+    size_t cred_end;
+    uint32_t verf_flavor;
+    const uint8_t *verf;
+    uint32_t verf_len;
 };
 
 enum rpc_parse_result rpc_parse_call(const uint8_t *rec, size_t len, struct rpc_call_hdr *hdr,

@@ -17,6 +17,7 @@
 
 #include "rpc/conn.h"
 #include "rpc/drc.h"
+#include "rpc/gss.h"
 #include "rpc/msg.h"
 #include "rpc/record.h"
 #include "util/log.h"
@@ -60,7 +61,14 @@ struct job {
     struct sockaddr_storage peer; /* datagram sockets: who to answer */
     socklen_t peer_len;
     struct rpc_drc_state drc;
+    const uint8_t *args; /* the procedure arguments: in the record, or unwrapped (gss) */
+    size_t args_len;
+    struct rpc_gss_call gss; /* RPCSEC_GSS calls: context, sequence number, service */
 };
+
+/* Where an RPCSEC_GSS call's handler writes its results: room below them for the reply
+ * header and verifier and the integrity wrapping, and above them for a checksum. */
+#define GSS_RES_OFF (4 + RPC_GSS_REPLY_SLACK)
 
 struct job_queue {
     pthread_mutex_t mu;
@@ -126,6 +134,7 @@ struct rpc_server {
     struct stat_counters st;
     struct bc_server bc;
     struct drc *drc; /* duplicate request cache */
+    struct rpc_gss *gss; /* RPCSEC_GSS contexts */
 };
 
 /* ---------- small helpers ---------- */
@@ -426,6 +435,7 @@ static void job_free(struct job *j)
     struct rpc_conn *c = j->conn;
     if (j->drc.ticket) /* ended without a reply to keep: a retransmission runs again */
         drc_abort(c->srv->drc, &j->drc.key, j->drc.ticket);
+    rpc_gss_call_release(&j->gss);
     rbuf_put(j->rec.buf);
     unsigned left = atomic_fetch_sub(&c->inflight, 1) - 1;
     if (left == c->srv->cfg.max_inflight / 2) {
@@ -458,9 +468,12 @@ enum rpc_accept_status rpc_call_cache_reply(struct rpc_call *call)
     struct drc *drc = j->conn->srv->drc;
     struct worker *w = ds->w;
     drc_key_init(&ds->key, call->peer, call->peer_len, j->hdr.xid, j->hdr.prog, j->hdr.vers,
-                 j->hdr.proc, j->rec.data + j->hdr.args_off, j->rec.len - j->hdr.args_off);
-    /* a hit lands where the reply is sent from; the handler has encoded nothing yet */
-    switch (drc_begin(drc, &ds->key, monotonic_ms(), w->reply + 4, w->reply_cap - 4, &ds->replay_len,
+                 j->hdr.proc, j->args, j->args_len);
+    /* a hit lands where the reply is sent from; the handler has encoded nothing yet. An
+     * RPCSEC_GSS call keeps only its plain results: a retransmission has a new sequence
+     * number, so its reply gets a new verifier and protection. */
+    size_t at = j->gss.ctx ? GSS_RES_OFF : 4;
+    switch (drc_begin(drc, &ds->key, monotonic_ms(), w->reply + at, w->reply_cap - at, &ds->replay_len,
                       &ds->ticket)) {
     case DRC_HIT:
         log_debug("call %#x: retransmission answered from the duplicate request cache", j->hdr.xid);
@@ -490,6 +503,85 @@ static void drc_settle(struct job *j, const struct worker *w, size_t len, enum r
     ds->ticket = 0;
 }
 
+/* The same for an RPCSEC_GSS call: its plain results (res_len bytes at GSS_RES_OFF),
+ * only for SUCCESS (other replies carry nothing but the status). */
+static void drc_settle_gss(struct job *j, const struct worker *w, size_t res_len, enum rpc_accept_status st)
+{
+    struct rpc_drc_state *ds = &j->drc;
+    if (!ds->ticket)
+        return;
+    struct drc *drc = j->conn->srv->drc;
+    if (st != RPC_SUCCESS)
+        drc_abort(drc, &ds->key, ds->ticket);
+    else
+        drc_finish(drc, &ds->key, ds->ticket, w->reply + GSS_RES_OFF, res_len, monotonic_ms());
+    ds->ticket = 0;
+}
+
+/* Send the reply to an RPCSEC_GSS call whose handler returned st with results at
+ * GSS_RES_OFF: the verifier and the call's protection added (rpc_gss_enc_reply). */
+static void send_gss_reply(struct worker *w, struct job *j, enum rpc_accept_status st, size_t res_len)
+{
+    struct rpc_server *srv = j->conn->srv;
+    struct xdr_enc out;
+    size_t len;
+    if (st == RPC_AUTH_TOOWEAK) { /* denied: no verifier */
+        xdr_enc_init(&out, w->reply + 4, w->reply_cap - 4);
+        rpc_enc_auth_error(&out, j->hdr.xid, RPC_AUTH_TOOWEAK_STAT);
+        len = xdr_enc_len(&out);
+    } else {
+        if (st == RPC_GARBAGE_ARGS)
+            atomic_fetch_add(&srv->st.garbage, 1);
+        len = rpc_gss_enc_reply(&j->gss, j->hdr.xid, st, w->reply, w->reply_cap, 4, GSS_RES_OFF,
+                                st == RPC_SUCCESS ? res_len : 0);
+    }
+    if (len == 0) { /* RFC 2203 5.3.3.4: no verifier or wrapping, no reply */
+        log_info("call %#x: no RPCSEC_GSS reply could be made; dropped", j->hdr.xid);
+        return;
+    }
+    atomic_fetch_add(&srv->st.replies, 1);
+    conn_send_record(j->conn, w, 4 + len, &j->peer, j->peer_len);
+}
+
+/* execute_job for an RPCSEC_GSS call: the handler's results go to GSS_RES_OFF and are
+ * protected after it returns. */
+static void execute_gss_job(struct worker *w, struct job *j, struct rpc_call *call)
+{
+    struct rpc_server *srv = j->conn->srv;
+    size_t cap = w->reply_cap - GSS_RES_OFF - RPC_GSS_REPLY_SLACK;
+    xdr_enc_init(&call->res, w->reply + GSS_RES_OFF, cap);
+    enum rpc_accept_status st = RPC_SUCCESS;
+    if (j->proc->flags & RPC_PROC_DRC)
+        st = rpc_call_cache_reply(call);
+    if (st == RPC_SUCCESS)
+        st = j->proc->fn(call);
+    size_t res_len = xdr_enc_len(&call->res);
+    switch (st) {
+    case RPC_DRC_REPLAY: /* the cached results are in place */
+        st = j->drc.replay_len ? RPC_SUCCESS : RPC_SYSTEM_ERR;
+        res_len = j->drc.replay_len;
+        break;
+    case RPC_NO_REPLY:
+    case RPC_DEFERRED:
+        job_free(j);
+        return;
+    case RPC_REQUEUE_BLOCKING:
+        if (!w->blocking_pool) {
+            atomic_fetch_add(&srv->st.pooled, 1);
+            queue_push(&srv->pool, j);
+            return;
+        }
+        log_err("call %#x asked for the blocking pool while on it", call->xid);
+        st = RPC_SYSTEM_ERR;
+        break;
+    default:
+        drc_settle_gss(j, w, res_len, st);
+        break;
+    }
+    send_gss_reply(w, j, st, res_len);
+    job_free(j);
+}
+
 static void execute_job(struct worker *w, struct job *j)
 {
     struct rpc_server *srv = j->conn->srv;
@@ -516,11 +608,15 @@ static void execute_job(struct worker *w, struct job *j)
         return;
     }
     xdr_arena_init(&arena, w->arena, ARENA_SIZE);
-    xdr_dec_init(&call.args, j->rec.data + j->hdr.args_off, j->rec.len - j->hdr.args_off, &arena);
-    xdr_enc_init(&call.res, w->reply + hdr, w->reply_cap - hdr);
+    xdr_dec_init(&call.args, j->args, j->args_len, &arena);
     j->drc.job = j;
     j->drc.w = w;
     j->drc.replay_len = 0;
+    if (j->gss.ctx) {
+        execute_gss_job(w, j, &call);
+        return;
+    }
+    xdr_enc_init(&call.res, w->reply + hdr, w->reply_cap - hdr);
 
     enum rpc_accept_status st = RPC_SUCCESS;
     if (j->proc->flags & RPC_PROC_DRC) /* only these procedures ever take the cache's locks */
@@ -584,6 +680,7 @@ static void execute_job(struct worker *w, struct job *j)
 struct rpc_deferred {
     struct rpc_conn *conn; /* holds a reference */
     uint32_t xid;
+    struct rpc_gss_call gss; /* an RPCSEC_GSS call's context (referenced) and numbers */
     struct sockaddr_storage peer; /* datagram sockets: who to answer */
     socklen_t peer_len;
 };
@@ -597,6 +694,8 @@ struct rpc_deferred *rpc_call_defer(struct rpc_call *call)
         return NULL;
     d->conn = call->conn;
     d->xid = call->xid;
+    if (call->drc && call->drc->job)
+        rpc_gss_call_keep(&d->gss, &call->drc->job->gss);
     if (call->peer && call->peer_len <= sizeof(d->peer)) {
         memcpy(&d->peer, call->peer, call->peer_len);
         d->peer_len = call->peer_len;
@@ -616,10 +715,36 @@ void rpc_deferred_drop(struct rpc_deferred *d)
     if (!d)
         return;
     conn_put(d->conn);
+    rpc_gss_call_release(&d->gss);
     free(d);
 }
 
 #define DEFERRED_REPLY_MAX (64 * 1024)
+
+/* rpc_deferred_reply for an RPCSEC_GSS call: results encoded at GSS_RES_OFF, then
+ * protected; tmp->reply is freed and d dropped here. */
+static int deferred_reply_gss(struct rpc_deferred *d, struct worker *tmp, enum rpc_accept_status st,
+                              bool (*enc)(struct xdr_enc *x, const void *res), const void *res)
+{
+    struct xdr_enc x;
+    int err = 0;
+    xdr_enc_init(&x, tmp->reply + GSS_RES_OFF, tmp->reply_cap - GSS_RES_OFF - RPC_GSS_REPLY_SLACK);
+    if (st == RPC_SUCCESS && enc && !enc(&x, res)) {
+        st = RPC_SYSTEM_ERR;
+        err = -EMSGSIZE;
+    }
+    size_t len = rpc_gss_enc_reply(&d->gss, d->xid, st, tmp->reply, tmp->reply_cap, 4, GSS_RES_OFF,
+                                   st == RPC_SUCCESS ? xdr_enc_len(&x) : 0);
+    if (len) {
+        atomic_fetch_add(&d->conn->srv->st.replies, 1);
+        conn_send_record(d->conn, tmp, 4 + len, &d->peer, d->peer_len);
+    } else {
+        err = -EPROTO;
+    }
+    free(tmp->reply);
+    rpc_deferred_drop(d);
+    return err;
+}
 
 int rpc_deferred_reply(struct rpc_deferred *d, enum rpc_accept_status st,
                        bool (*enc)(struct xdr_enc *x, const void *res), const void *res)
@@ -631,6 +756,8 @@ int rpc_deferred_reply(struct rpc_deferred *d, enum rpc_accept_status st,
         rpc_deferred_drop(d);
         return -ENOMEM;
     }
+    if (d->gss.ctx)
+        return deferred_reply_gss(d, &tmp, st, enc, res);
     struct xdr_enc x;
     xdr_enc_init(&x, tmp.reply + 4, tmp.reply_cap - 4);
     bool ok = rpc_enc_accepted(&x, d->xid, st);
@@ -697,6 +824,45 @@ static const struct prog_entry *find_prog(const struct rpc_server *srv, uint32_t
     return known;
 }
 
+/* A call with an RPCSEC_GSS credential (rpc_gss_accept): true when it goes on to its
+ * procedure (j->args and j->gss set); otherwise it has been answered or dropped here,
+ * or *pr says how reply_error answers it. */
+static bool accept_gss(struct worker *w, struct rpc_conn *c, const struct rec_slice *rec, struct job *j,
+                       enum rpc_parse_result *pr)
+{
+    struct xdr_enc out;
+    enum rpc_auth_stat why = RPC_AUTH_BADCRED;
+    if (!c->srv->gss || !worker_reply(w))
+        return false;
+    xdr_enc_init(&out, w->reply + 4, w->reply_cap - 4);
+    switch (rpc_gss_accept(c->srv->gss, rec->data, rec->len, &j->hdr, &j->cred, &j->gss, &out, &why)) {
+    case RPC_GSS_PROCEED:
+        j->args = j->gss.args;
+        j->args_len = j->gss.args_len;
+        return true;
+    case RPC_GSS_REPLIED:
+        atomic_fetch_add(&c->srv->st.replies, 1);
+        conn_send_record(c, w, 4 + xdr_enc_len(&out), &j->peer, j->peer_len);
+        return false;
+    case RPC_GSS_DENIED:
+        j->hdr.auth_stat = why;
+        *pr = RPC_PARSE_AUTH_ERROR;
+        return true; /* reply_error answers */
+    case RPC_GSS_GARBAGE: {
+        size_t len = rpc_gss_enc_reply(&j->gss, j->hdr.xid, RPC_GARBAGE_ARGS, w->reply, w->reply_cap, 4,
+                                       GSS_RES_OFF, 0);
+        if (len)
+            conn_send_record(c, w, 4 + len, &j->peer, j->peer_len);
+        atomic_fetch_add(&c->srv->st.garbage, 1);
+        rpc_gss_call_release(&j->gss);
+        return false;
+    }
+    case RPC_GSS_DROP:
+        break;
+    }
+    return false;
+}
+
 /* Parse a record and either answer it at once or return a job to execute. */
 static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec_slice *rec,
                                 const struct sockaddr_storage *from, socklen_t fromlen)
@@ -729,6 +895,17 @@ static struct job *prepare_call(struct worker *w, struct rpc_conn *c, struct rec
             j->hdr.auth_stat = RPC_AUTH_TOOWEAK_STAT;
             pr = RPC_PARSE_AUTH_ERROR;
         }
+    }
+    memset(&j->gss, 0, sizeof(j->gss));
+    if (pr == RPC_PARSE_CALL) {
+        j->args = rec->data + j->hdr.args_off;
+        j->args_len = rec->len - j->hdr.args_off;
+    }
+    if (pr == RPC_PARSE_CALL && stat == RPC_SUCCESS && j->cred.flavor == RPC_AUTH_GSS &&
+        !accept_gss(w, c, rec, j, &pr)) {
+        rbuf_put(rec->buf);
+        free(j);
+        return NULL;
     }
     if (pr == RPC_PARSE_CALL && stat == RPC_SUCCESS) {
         j->next = NULL;
@@ -1049,6 +1226,7 @@ struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg)
     queue_init(&srv->pool);
     pthread_mutex_init(&srv->conns_mu, NULL);
     bc_server_init(&srv->bc);
+    srv->gss = rpc_gss_new(); /* NULL (no memory): RPCSEC_GSS calls are dropped */
     return srv;
 }
 
@@ -1263,6 +1441,7 @@ void rpc_server_destroy(struct rpc_server *srv)
                  (unsigned long long)ds.hits, (unsigned long long)ds.in_progress_drops,
                  (unsigned long long)ds.inserts, (unsigned long long)ds.evictions);
     drc_free(srv->drc);
+    rpc_gss_free(srv->gss);
     free(srv->loops);
     free(srv->pool_threads);
     free(srv);

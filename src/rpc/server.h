@@ -60,4 +60,8 @@ struct rpc_server_stats {
 };
 void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st);
 
+/* RPCSEC_GSS (Kerberos) contexts are accepted with the keys of this keytab instead of
+ * the default one (KRB5_KTNAME, else /etc/krb5.keytab). Process-wide; 0 or -EINVAL. */
+int rpc_gss_set_keytab(const char *path);
+
 #endif
