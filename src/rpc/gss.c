@@ -34,10 +34,10 @@ struct rpc_gss_ctx {
     atomic_uint refs;         /* the table's one, plus one per call in progress */
     pthread_mutex_t mu;       /* GSS-API calls and the window */
     gss_ctx_id_t gss;
-    bool established;
-    bool dead; /* removed from the table (DESTROY, expiry, eviction) */
-    int64_t expires;   /* monotonic seconds; INT64_MAX: no limit */
-    int64_t last_used; /* monotonic seconds, for eviction */
+    atomic_bool established; /* set once, after the identity below */
+    bool dead; /* removed from the table (DESTROY, expiry, eviction; table lock) */
+    _Atomic int64_t expires;   /* monotonic seconds; INT64_MAX: no limit */
+    _Atomic int64_t last_used; /* monotonic seconds, for eviction */
     struct rpc_gss_window window;
     struct rpc_cred cred; /* the caller's identity, from the principal */
 };
@@ -154,8 +154,8 @@ static struct rpc_gss_ctx *table_insert(struct rpc_gss *g, gss_ctx_id_t gctx)
     pthread_mutex_init(&c->mu, NULL);
     atomic_init(&c->refs, 2); /* the table's and the caller's */
     c->gss = gctx;
-    c->expires = INT64_MAX;
-    c->last_used = now_s();
+    atomic_init(&c->expires, INT64_MAX);
+    atomic_init(&c->last_used, now_s());
     pthread_mutex_lock(&g->mu);
     if (g->count >= RPC_GSS_MAX_CONTEXTS)
         table_make_room_locked(g);
@@ -389,7 +389,11 @@ static enum rpc_gss_verdict gss_init(struct rpc_gss *g, const uint8_t *rec, size
         }
     }
     if (c && major == GSS_S_COMPLETE) {
+        /* a call on the handle can arrive as soon as the reply is out: the identity
+         * is complete before established says so */
+        pthread_mutex_lock(&c->mu);
         set_identity(c, name);
+        pthread_mutex_unlock(&c->mu);
         if (time_rec != GSS_C_INDEFINITE)
             c->expires = now_s() + time_rec;
         c->established = true;
@@ -548,8 +552,8 @@ enum rpc_gss_verdict rpc_gss_accept(struct rpc_gss *g, const uint8_t *rec, size_
         *why = RPC_AUTH_GSS_CTXPROBLEM;
         return RPC_GSS_DENIED;
     }
-    pthread_mutex_lock(&c->mu);
     c->last_used = now;
+    pthread_mutex_lock(&c->mu);
     enum rpc_gss_verdict v = check_call(c, rec, hdr, why);
     if (v != RPC_GSS_PROCEED) {
         pthread_mutex_unlock(&c->mu);
