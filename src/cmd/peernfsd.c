@@ -423,6 +423,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) < 0)
         return 1;
     log_init("peernfsd", (enum log_level)o.log_level, o.use_syslog);
+    rpc_gss_set_thread_reset(fs_posix_thread_reset);
     if (o.keytab && rpc_gss_set_keytab(o.keytab) < 0) {
         log_err("cannot use keytab %s for RPCSEC_GSS", o.keytab);
         return 1;

@@ -96,6 +96,10 @@ void rpc_gss_free(struct rpc_gss *g)
     free(g);
 }
 
+static void (*thread_reset)(void);
+
+void rpc_gss_set_thread_reset(void (*reset)(void)) { thread_reset = reset; }
+
 int rpc_gss_set_keytab(const char *path)
 {
     return krb5_gss_register_acceptor_identity(path) == GSS_S_COMPLETE ? 0 : -EINVAL;
@@ -363,6 +367,8 @@ static enum rpc_gss_verdict gss_init(struct rpc_gss *g, const uint8_t *rec, size
     gss_buffer_desc in = {.length = token.len, .value = (void *)token.val};
     gss_buffer_desc reply_token = GSS_C_EMPTY_BUFFER;
     gss_name_t name = GSS_C_NO_NAME;
+    if (thread_reset) /* the thread may still have the last caller's file-system ids */
+        thread_reset();
     if (c)
         pthread_mutex_lock(&c->mu);
     major = gss_accept_sec_context(&minor, &gctx, GSS_C_NO_CREDENTIAL, &in, GSS_C_NO_CHANNEL_BINDINGS,

@@ -63,5 +63,10 @@ void rpc_server_get_stats(struct rpc_server *srv, struct rpc_server_stats *st);
 /* RPCSEC_GSS (Kerberos) contexts are accepted with the keys of this keytab instead of
  * the default one (KRB5_KTNAME, else /etc/krb5.keytab). Process-wide; 0 or -EINVAL. */
 int rpc_gss_set_keytab(const char *path);
+/* Called before a context is accepted, on the thread that accepts it: puts back the
+ * process's own identity where handlers switch the thread's file-system ids to the
+ * caller's (fs_posix_thread_reset), so the keytab and replay cache, readable by the
+ * server only, can be opened. Set once before rpc_server_start. */
+void rpc_gss_set_thread_reset(void (*reset)(void));
 
 #endif
