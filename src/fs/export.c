@@ -19,11 +19,20 @@
  * several lines gets the clients of all of them.
  *
  * Defaults are those of exports(5): ro, root_squash, sync, secure, anonuid and anongid
- * 65534. Options: rw ro root_squash no_root_squash all_squash no_all_squash anonuid=N
- * anongid=N fsid=N|root sync async secure insecure sec=sys; accepted and ignored (they
- * describe knfsd internals with no meaning here): subtree_check no_subtree_check wdelay
- * no_wdelay hide nocrossmnt secure_locks insecure_locks auth_nlm no_auth_nlm. Anything
- * else is an error. Netgroups (@group) and gss/ clients are errors.
+ * 65534, sec=sys. Options: rw ro root_squash no_root_squash all_squash no_all_squash
+ * anonuid=N anongid=N fsid=N|root sync async secure insecure sec=LIST; accepted and
+ * ignored (they describe knfsd internals with no meaning here): subtree_check
+ * no_subtree_check wdelay no_wdelay hide nocrossmnt secure_locks insecure_locks auth_nlm
+ * no_auth_nlm. Anything else is an error. Netgroups (@group) and gss/ clients are errors
+ * (sec= names the Kerberos flavors instead).
+ *
+ * sec=LIST is a colon-separated list of security flavors in order of preference, from
+ * sys, krb5, krb5i and krb5p (e.g. sec=krb5p:krb5i:sys): MOUNT and SECINFO offer them in
+ * that order and calls with any other flavor are refused. An unknown or repeated flavor
+ * is an error. exports(5) lets the options after a sec= apply to those flavors only; here
+ * every option applies to all of a client's flavors, so a second sec= in one option list
+ * is an error rather than silently meaning something else (a client's own sec= replaces
+ * one from the line's -defaults).
  *
  * Rule order: exports(5) says a client matching several specifications gets the first in
  * this type order, regardless of the order on the line: single host (name or address),
@@ -83,6 +92,9 @@ struct popts {
     unsigned opts;
     uint32_t anonuid, anongid;
     long fsid;
+    uint32_t sec[EXPORT_SEC_MAX];
+    unsigned nsec;
+    bool sec_in_list; /* a sec= was seen in the option list being applied */
 };
 
 static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -257,7 +269,7 @@ static int parse_client_name(struct parser *p, char *name, struct prule *pr)
     if (name[0] == '@')
         return perr(p, "netgroups are not supported ('%s')", name);
     if (strncmp(name, "gss/", 4) == 0)
-        return perr(p, "gss clients are not supported ('%s'); use sec=sys", name);
+        return perr(p, "gss clients are not supported ('%s'); use sec=krb5 (or krb5i, krb5p)", name);
     if (strchr(name, '/'))
         return parse_network(p, name, pr);
     char *a = unbracket(name);
@@ -301,8 +313,54 @@ static int parse_u32(const char *s, uint32_t *out)
 
 static const char *const ignored_opts[] = {
     "subtree_check", "no_subtree_check", "wdelay", "no_wdelay", "hide", "nocrossmnt",
-    "secure_locks", "insecure_locks", "auth_nlm", "no_auth_nlm", "sec=sys",
+    "secure_locks", "insecure_locks", "auth_nlm", "no_auth_nlm",
 };
+
+static const struct {
+    const char *name;
+    uint32_t flavor;
+} sec_names[] = {
+    {"sys", EXPORT_SEC_SYS},
+    {"krb5", EXPORT_SEC_KRB5},
+    {"krb5i", EXPORT_SEC_KRB5I},
+    {"krb5p", EXPORT_SEC_KRB5P},
+};
+
+const char *export_sec_name(uint32_t pseudoflavor)
+{
+    for (size_t i = 0; i < sizeof(sec_names) / sizeof(sec_names[0]); i++)
+        if (sec_names[i].flavor == pseudoflavor)
+            return sec_names[i].name;
+    return NULL;
+}
+
+/* sec=a:b:c (modifies nothing: `list` is the text after "sec="). */
+static int parse_sec(struct parser *p, const char *list, struct popts *o)
+{
+    if (o->sec_in_list)
+        return perr(p, "sec= given twice for one client (per-flavor options are not supported: "
+                       "list every flavor in one sec=)");
+    o->sec_in_list = true;
+    o->nsec = 0;
+    const char *s = list;
+    for (;;) {
+        size_t len = strcspn(s, ":");
+        uint32_t flavor = 0;
+        for (size_t i = 0; i < sizeof(sec_names) / sizeof(sec_names[0]); i++)
+            if (strlen(sec_names[i].name) == len && strncmp(s, sec_names[i].name, len) == 0)
+                flavor = sec_names[i].flavor;
+        if (!flavor)
+            return perr(p, "unknown security flavor '%.*s' in sec=%s (sys, krb5, krb5i, krb5p)", (int)len,
+                        s, list);
+        for (unsigned i = 0; i < o->nsec; i++)
+            if (o->sec[i] == flavor)
+                return perr(p, "security flavor '%.*s' listed twice in sec=%s", (int)len, s, list);
+        o->sec[o->nsec++] = flavor; /* fits: each of the EXPORT_SEC_MAX names at most once */
+        if (s[len] == '\0')
+            return 0;
+        s += len + 1;
+    }
+}
 
 static const struct {
     const char *name;
@@ -353,7 +411,7 @@ static int apply_option(struct parser *p, const char *opt, struct popts *o)
         return 0;
     }
     if (strncmp(opt, "sec=", 4) == 0)
-        return perr(p, "unsupported security flavor '%s' (only sec=sys)", opt + 4);
+        return parse_sec(p, opt + 4, o);
     return perr(p, "unknown export option '%s'", opt);
 }
 
@@ -361,6 +419,7 @@ static int apply_option(struct parser *p, const char *opt, struct popts *o)
 static int apply_options(struct parser *p, char *list, struct popts *o)
 {
     char *save = NULL;
+    o->sec_in_list = false;
     for (char *opt = strtok_r(list, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*opt))
             opt++;
@@ -456,6 +515,8 @@ static int parse_client(struct parser *p, struct pexport *e, char *tok, const st
         pr.r.opts = o.opts;
         pr.r.anonuid = o.anonuid;
         pr.r.anongid = o.anongid;
+        memcpy(pr.r.sec, o.sec, sizeof(pr.r.sec));
+        pr.r.nsec = o.nsec;
         err = add_rule(p, e, &pr);
     }
     if (err)
@@ -515,6 +576,8 @@ static int parse_line(struct parser *p, char *line)
         .anonuid = EXPORT_ANON_DEFAULT,
         .anongid = EXPORT_ANON_DEFAULT,
         .fsid = -1,
+        .sec = {EXPORT_SEC_SYS},
+        .nsec = 1,
     };
     bool any_client = false;
     while ((tok = next_token(&cursor)) != NULL) {
@@ -858,6 +921,8 @@ int export_table_single(struct export_table *t, const char *dir, char *err, size
     r->kind = EXPORT_MATCH_ANY;
     r->opts = EXPORT_RW | EXPORT_ROOT_SQUASH;
     r->anonuid = r->anongid = EXPORT_ANON_DEFAULT;
+    r->sec[0] = EXPORT_SEC_SYS;
+    r->nsec = 1;
     struct export *e = &t->exports[0];
     e->path = path;
     e->id = path_id(path);
@@ -919,6 +984,31 @@ struct export *export_by_path(const struct export_table *t, const char *path, si
     if (strcmp(norm, "/") == 0 && t->nexports == 1)
         return &t->exports[0];
     return NULL;
+}
+
+/* ---- security flavors ---- */
+
+unsigned export_sec_list(const struct export_rule *rule, const uint32_t **list)
+{
+    static const uint32_t sys_only[] = {EXPORT_SEC_SYS};
+    if (rule->nsec == 0) {
+        *list = sys_only;
+        return 1;
+    }
+    *list = rule->sec;
+    return rule->nsec < EXPORT_SEC_MAX ? rule->nsec : EXPORT_SEC_MAX;
+}
+
+bool export_sec_allowed(const struct export_rule *rule, uint32_t pseudoflavor)
+{
+    const uint32_t *list;
+    unsigned n = export_sec_list(rule, &list);
+    if (pseudoflavor == 0) /* AUTH_NONE: the anonymous user, allowed where sys is */
+        pseudoflavor = EXPORT_SEC_SYS;
+    for (unsigned i = 0; i < n; i++)
+        if (list[i] == pseudoflavor)
+            return true;
+    return false;
 }
 
 /* ---- credentials ---- */

@@ -26,6 +26,17 @@ enum export_opt {
 
 enum export_match_kind { EXPORT_MATCH_ANY, EXPORT_MATCH_NET4, EXPORT_MATCH_NET6, EXPORT_MATCH_HOST };
 
+/* Security flavors of `sec=` as RPC pseudo-flavors (RFC 2623 2.2): the numbers MOUNT
+ * and SECINFO use and rpc/ computes for a call (rpc_cred_pseudoflavor), repeated here
+ * because fs/ sits below rpc/. */
+enum export_sec {
+    EXPORT_SEC_SYS = 1,          /* AUTH_SYS */
+    EXPORT_SEC_KRB5 = 390003,    /* RPCSEC_GSS, Kerberos 5, authentication only */
+    EXPORT_SEC_KRB5I = 390004,   /* ... with integrity */
+    EXPORT_SEC_KRB5P = 390005,   /* ... with privacy */
+};
+#define EXPORT_SEC_MAX 4 /* each flavor at most once */
+
 /* One client specification with its options. */
 struct export_rule {
     enum export_match_kind kind;
@@ -34,6 +45,10 @@ struct export_rule {
     char *host;         /* HOST: a name or a wildcard pattern, lower case (resolved when matched) */
     unsigned opts;
     uint32_t anonuid, anongid; /* default 65534 */
+    /* sec=: the allowed flavors in the admin's order of preference (default: sys). A
+     * zeroed rule (nsec 0, built without the parser) allows sys, as the default. */
+    uint32_t sec[EXPORT_SEC_MAX];
+    unsigned nsec;
 };
 
 struct export {
@@ -77,6 +92,16 @@ const struct export_rule *export_client_rule(const struct export *ex, const stru
 /* `secure` (the default): only callers on a reserved port (< 1024), which only root can
  * bind, are served; `insecure` lifts that. Local sockets have no ports: allowed. */
 bool export_port_allowed(const struct export_rule *rule, const struct sockaddr *sa);
+
+/* The rule's flavors in order of preference (what MNT's auth_flavors and SECINFO
+ * list); returns how many, *list pointing at them. */
+unsigned export_sec_list(const struct export_rule *rule, const uint32_t **list);
+/* May a call with this pseudo-flavor use the rule? AUTH_NONE (pseudo-flavor 0) counts
+ * as sys: such callers are the anonymous user (rpc/ refuses AUTH_NONE for NFS
+ * procedures anyway). */
+bool export_sec_allowed(const struct export_rule *rule, uint32_t pseudoflavor);
+/* "sys", "krb5", "krb5i", "krb5p", or NULL for another number. */
+const char *export_sec_name(uint32_t pseudoflavor);
 
 /* Map the caller's identity through the rule's squash options. */
 void export_squash(const struct export_rule *rule, uint32_t uid, uint32_t gid, uint32_t ngids,

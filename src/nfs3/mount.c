@@ -198,9 +198,12 @@ static mountstat3 mount_walk(const struct export *ex, const struct fs_cred *cred
     return MNT3_OK;
 }
 
-/* Resolve a MNT path for this caller: the export and the directory's backend handle. */
+/* Resolve a MNT path for this caller: the export, the caller's rule and the directory's
+ * backend handle. The call's own flavor is not checked against the rule's sec= list:
+ * MOUNT runs with AUTH_SYS or AUTH_NONE and its reply tells the client which flavors to
+ * use for NFS (RFC 2623 2.3.1, 2.3.2); NFS enforces them. */
 static mountstat3 mount_resolve(struct rpc_call *call, const dirpath *path, struct export **ex,
-                                struct fs_fh *fh)
+                                const struct export_rule **rulep, struct fs_fh *fh)
 {
     struct nfs_service *svc = call->prog_ctx;
     char norm[MNTPATHLEN + 2];
@@ -218,6 +221,7 @@ static mountstat3 mount_resolve(struct rpc_call *call, const dirpath *path, stru
     const struct export_rule *rule = export_client_rule(*ex, call->peer);
     if (!rule || !nfs3_port_allowed(call, rule))
         return MNT3ERR_ACCES;
+    *rulep = rule;
     struct fs_cred cred;
     nfs3_squash_cred(call, rule, &cred);
     return mount_walk(*ex, &cred, rest, fh);
@@ -241,18 +245,25 @@ static enum rpc_accept_status mount3_proc_mnt(struct rpc_call *call)
     dirpath path;
     mountres3 res;
     struct export *ex = NULL;
+    const struct export_rule *rule = NULL;
     struct fs_fh fh;
     uint8_t fhbuf[FH_WIRE_MAX];
-    int32_t flavors[] = {RPC_AUTH_SYS};
+    int32_t flavors[EXPORT_SEC_MAX];
 
     if (!xdr_decode_dirpath(&call->args, &path))
         return RPC_GARBAGE_ARGS;
     memset(&res, 0, sizeof(res));
-    res.fhs_status = mount_resolve(call, &path, &ex, &fh);
+    res.fhs_status = mount_resolve(call, &path, &ex, &rule, &fh);
     if (res.fhs_status == MNT3_OK) {
         res.mountinfo.fhandle.len = fh_wrap(&svc->fh_key, ex->id, &fh, fhbuf);
         res.mountinfo.fhandle.val = fhbuf;
-        res.mountinfo.auth_flavors.len = 1;
+        /* the rule's sec= flavors in the admin's order: the client takes the first it
+         * supports (RFC 2623 2.3.2); pseudo-flavors are what MOUNT lists (RFC 2623 2.2) */
+        const uint32_t *sec;
+        unsigned nsec = export_sec_list(rule, &sec);
+        for (unsigned i = 0; i < nsec; i++)
+            flavors[i] = (int32_t)sec[i];
+        res.mountinfo.auth_flavors.len = nsec;
         res.mountinfo.auth_flavors.val = flavors;
         mount_record(call, &path);
     }

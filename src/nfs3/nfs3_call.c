@@ -21,6 +21,71 @@ bool nfs3_port_allowed(const struct rpc_call *call, const struct export_rule *ru
     return export_port_allowed(rule, call->peer);
 }
 
+/*
+ * The rule's sec= list against the call's flavor. RFC 2623 2.3.2: the client uses a
+ * flavor from MNT's list; the server refuses others, as an RPC authentication error
+ * (AUTH_TOOWEAK, from nfs3_sec_gate) since nothing about the object is wrong. One
+ * exception there: FSINFO with AUTH_SYS or AUTH_NONE, which clients may send while they
+ * are still settling on a flavor (Solaris and others at mount time), is served, with
+ * *weak set so that its reply leaves out the object's attributes: the static facts of
+ * FSINFO are all the export gives away to an unaccepted flavor.
+ */
+static bool nfs3_sec_ok(const struct rpc_call *call, const struct export_rule *rule, bool *weak)
+{
+    uint32_t flavor = rpc_cred_pseudoflavor(&call->cred);
+    *weak = false;
+    if (export_sec_allowed(rule, flavor))
+        return true;
+    if (call->proc == NFSPROC3_FSINFO && (flavor == RPC_PSEUDO_NONE || flavor == RPC_PSEUDO_SYS)) {
+        *weak = true;
+        return true;
+    }
+    return false;
+}
+
+/* Whether every rule of the export takes this flavor: then no client rule needs finding. */
+static bool nfs3_sec_ok_everywhere(const struct export *ex, uint32_t flavor)
+{
+    for (unsigned i = 0; i < ex->nrules; i++)
+        if (!export_sec_allowed(&ex->rules[i], flavor))
+            return false;
+    return true;
+}
+
+/* The same over every export: the usual case (sec=sys everywhere, AUTH_SYS callers)
+ * then skips decoding and unwrapping the handle a second time. */
+static bool nfs3_sec_ok_in_every_export(const struct export_table *t, uint32_t flavor)
+{
+    for (unsigned i = 0; i < t->nexports; i++)
+        if (!nfs3_sec_ok_everywhere(&t->exports[i], flavor))
+            return false;
+    return true;
+}
+
+enum rpc_accept_status nfs3_sec_gate(struct rpc_call *call)
+{
+    struct nfs_service *svc = call->prog_ctx;
+    struct xdr_dec peek = call->args; /* the handler decodes the arguments again */
+    nfs_fh3 wire;
+    struct export *ex;
+    struct fs_fh fh;
+    bool weak;
+
+    if (nfs3_sec_ok_in_every_export(svc->exports, rpc_cred_pseudoflavor(&call->cred)))
+        return RPC_SUCCESS;
+    /* Every NFSv3 procedure but NULL starts with the handle it works on; a bad handle
+     * or a client without a rule is the handler's to answer, as before. */
+    if (!xdr_decode_nfs_fh3(&peek, &wire) ||
+        fh_unwrap(&svc->fh_key, svc->exports, wire.data.val, wire.data.len, &ex, &fh) != 0)
+        return RPC_SUCCESS;
+    if (nfs3_sec_ok_everywhere(ex, rpc_cred_pseudoflavor(&call->cred)))
+        return RPC_SUCCESS;
+    const struct export_rule *rule = export_client_rule(ex, call->peer);
+    if (rule && !nfs3_sec_ok(call, rule, &weak))
+        return RPC_AUTH_TOOWEAK;
+    return RPC_SUCCESS;
+}
+
 nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_obj *obj)
 {
     struct nfs_service *svc = call->prog_ctx;
@@ -37,6 +102,8 @@ nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_ob
         return NFS3ERR_ACCES;
     if (!nfs3_port_allowed(call, obj->rule))
         return NFS3ERR_PERM; /* as knfsd */
+    if (!nfs3_sec_ok(call, obj->rule, &obj->weak_flavor))
+        return NFS3ERR_ACCES; /* a second handle (RENAME, LINK); the first met nfs3_sec_gate */
     nfs3_squash_cred(call, obj->rule, &obj->cred);
     return NFS3_OK;
 }

@@ -32,6 +32,9 @@ struct nfs3_obj {
     const struct export_rule *rule;
     struct fs_cred cred; /* the caller's credential after squashing */
     struct fs_fh fh;     /* the backend handle */
+    /* FSINFO let through with AUTH_SYS/AUTH_NONE although the rule's sec= list lacks it
+     * (RFC 2623 2.3.2): the reply must carry no attributes */
+    bool weak_flavor;
 };
 
 /* Call a backend operation on the object's export: NFS3_FS(obj, getattr, &fh, &st). */
@@ -46,12 +49,17 @@ nfsstat3 nfs3_status(int err);
 
 /* Unwrap the filehandle and check the caller against the export's rules.
  * NFS3ERR_BADHANDLE (malformed or forged), NFS3ERR_STALE (unknown export; a removed
- * object is found later by the backend), NFS3ERR_ACCES (no rule for this client),
- * NFS3ERR_PERM (an unreserved source port on a `secure` export). */
+ * object is found later by the backend), NFS3ERR_ACCES (no rule for this client, or a
+ * flavor not in its sec= list), NFS3ERR_PERM (an unreserved source port on a `secure`
+ * export). */
 nfsstat3 nfs3_resolve(struct rpc_call *call, const nfs_fh3 *wire, struct nfs3_obj *obj);
 /* Same, for the second handle of LINK and RENAME: NFS3ERR_XDEV across exports. */
 nfsstat3 nfs3_resolve_peer(struct rpc_call *call, const nfs_fh3 *wire, const struct nfs3_obj *first,
                            struct nfs3_obj *obj);
+/* Before every procedure but NULL (nfs3_program.c): RPC_AUTH_TOOWEAK when the call's
+ * flavor is not in the sec= list of the client's rule for the export of the handle the
+ * procedure works on (FSINFO excepted, see nfs3_call.c), else RPC_SUCCESS. */
+enum rpc_accept_status nfs3_sec_gate(struct rpc_call *call);
 /* `secure` (the default): only clients on a reserved port (< 1024), which only root
  * can bind, are served; `insecure` lifts that. */
 bool nfs3_port_allowed(const struct rpc_call *call, const struct export_rule *rule);

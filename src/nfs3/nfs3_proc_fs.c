@@ -68,7 +68,8 @@ enum rpc_accept_status nfs3_proc_fsinfo(struct rpc_call *call)
         return nfs3_reply(xdr_encode_FSINFO3res(&call->res, &res));
     }
     FSINFO3resok *ok = &res.resok;
-    nfs3_post_op_attr(&obj, &st, &ok->obj_attributes);
+    if (!obj.weak_flavor)
+        nfs3_post_op_attr(&obj, &st, &ok->obj_attributes);
     ok->rtmax = NFS3_RTMAX;
     ok->rtpref = NFS3_RTMAX;
     ok->rtmult = 4096;

@@ -131,7 +131,71 @@ const char *nfs4_op_name(uint32_t opnum)
     return "ILLEGAL";
 }
 
-/* Checks that do not depend on the handler: sessions (4.1), filehandle, read-only. */
+/*
+ * Security flavors (the export's sec= list) and NFS4ERR_WRONGSEC, after RFC 8881
+ * 2.6.3.1.1, for every minor version: RFC 7530 (4.0) names the same ops as returning
+ * WRONGSEC but not when, and a 4.0 client negotiates the same way (WRONGSEC, then
+ * SECINFO), so one set of rules serves both, as in knfsd.
+ *
+ * - Pseudo-filesystem directories take any flavor; export objects the flavors of the
+ *   client's rule (AUTH_NONE where sys is).
+ * - A put-filehandle op (PUTFH, PUTROOTFH, PUTPUBFH, RESTOREFH) does not judge its
+ *   handle when it is the last op (2.6.3.1.1.6) or when the next op is one that decides
+ *   for itself (2.6.3.1.1.1 to .5): another put-filehandle op, SAVEFH, LOOKUP, LOOKUPP,
+ *   OPEN, SECINFO, SECINFO_NO_NAME. Before anything else it returns WRONGSEC itself
+ *   (2.6.3.1.1.7).
+ * - LOOKUP and LOOKUPP answer WRONGSEC for the object they reach (crossing from the
+ *   pseudo-filesystem into an export, or out of one). Inside an export a child has its
+ *   directory's rule, so LOOKUP also judges the directory first, which keeps it from
+ *   telling whether a name exists; LOOKUPP does not, as an export root's parent is a
+ *   pseudo directory any flavor may use.
+ * - SECINFO, SECINFO_NO_NAME and SAVEFH never do; any other op on a current filehandle
+ *   the flavor may not use does (OPEN among them: its object is in the directory's
+ *   export, so judging the directory judges the file, whether it exists or not).
+ */
+static bool nfs4_fh_flavor_ok(const struct nfs4_compound *c, const struct nfs4_fh *f)
+{
+    if (f->kind != NFS4_FH_EXPORT)
+        return true;
+    return export_sec_allowed(f->rule, rpc_cred_pseudoflavor(&c->call->cred));
+}
+
+static bool nfs4_op_is_putfh(uint32_t opnum)
+{
+    return opnum == OP_PUTFH || opnum == OP_PUTROOTFH || opnum == OP_PUTPUBFH || opnum == OP_RESTOREFH;
+}
+
+/* After a put-filehandle op: the next ops that judge the flavor themselves. */
+static bool nfs4_op_defers_wrongsec(uint32_t opnum)
+{
+    return nfs4_op_is_putfh(opnum) || opnum == OP_SAVEFH || opnum == OP_LOOKUP || opnum == OP_LOOKUPP ||
+           opnum == OP_OPEN || opnum == OP_SECINFO || opnum == OP_SECINFO_NO_NAME;
+}
+
+/* Before an op that needs a current filehandle. */
+static nfsstat4 nfs4_wrongsec_before(const struct nfs4_compound *c, uint32_t opnum)
+{
+    switch (opnum) {
+    case OP_SAVEFH:
+    case OP_SECINFO:
+    case OP_SECINFO_NO_NAME:
+    case OP_LOOKUPP: /* judged by where it leads: nfs4_wrongsec_after */
+        return NFS4_OK;
+    default:
+        return nfs4_fh_flavor_ok(c, &c->cur) ? NFS4_OK : NFS4ERR_WRONGSEC;
+    }
+}
+
+/* After an op that succeeded; next_opnum is the following op, 0 when there is none (or
+ * it could not be decoded: it fails on its own). */
+static nfsstat4 nfs4_wrongsec_after(const struct nfs4_compound *c, uint32_t opnum, uint32_t next_opnum)
+{
+    bool judge = opnum == OP_LOOKUP || opnum == OP_LOOKUPP ||
+                 (nfs4_op_is_putfh(opnum) && next_opnum != 0 && !nfs4_op_defers_wrongsec(next_opnum));
+    return judge && !nfs4_fh_flavor_ok(c, &c->cur) ? NFS4ERR_WRONGSEC : NFS4_OK;
+}
+
+/* Checks that do not depend on the handler: sessions (4.1), filehandle, flavor, read-only. */
 static nfsstat4 nfs4_op_precheck(struct nfs4_compound *c, uint32_t opnum, const struct nfs4_op_desc *d)
 {
     if ((d->flags & NFS4_OP_ONLY_MINOR0) && c->minor >= 1)
@@ -148,6 +212,11 @@ static nfsstat4 nfs4_op_precheck(struct nfs4_compound *c, uint32_t opnum, const 
     }
     if ((d->flags & NFS4_OP_NEED_FH) && c->cur.kind == NFS4_FH_NONE)
         return NFS4ERR_NOFILEHANDLE;
+    if (d->flags & NFS4_OP_NEED_FH) {
+        nfsstat4 st = nfs4_wrongsec_before(c, opnum);
+        if (st != NFS4_OK)
+            return st;
+    }
     if ((d->flags & NFS4_OP_MODIFIES) && nfs4_fh_read_only(&c->cur))
         return NFS4ERR_ROFS;
     if (!d->fn)
@@ -363,8 +432,9 @@ static bool nfs4_v40_wants_drc(const struct nfs4_decoded *dec)
     return false;
 }
 
-/* Run one decoded op: returns its status; *stop when the COMPOUND must end after it. */
-static nfsstat4 nfs4_run_op(struct nfs4_compound *c, nfs_argop4 *arg, bool *stop)
+/* Run one decoded op (next_opnum: the op after it, 0 for none): returns its status;
+ * *stop when the COMPOUND must end after it. */
+static nfsstat4 nfs4_run_op(struct nfs4_compound *c, nfs_argop4 *arg, uint32_t next_opnum, bool *stop)
 {
     struct xdr_enc *e = c->enc;
     uint8_t *op_start = e->p;
@@ -388,6 +458,8 @@ static nfsstat4 nfs4_run_op(struct nfs4_compound *c, nfs_argop4 *arg, bool *stop
         __atomic_fetch_add(&c->srv->counters.ops[opnum], 1, __ATOMIC_RELAXED);
         if (c->whole_replay)
             return st;
+        if (st == NFS4_OK)
+            st = nfs4_wrongsec_after(c, opnum, next_opnum);
     }
     if (!nfs4_encode_result(c, opnum, ran ? d : NULL, st, &res, op_start)) {
         /* The result does not fit in the reply: 4.0 RESOURCE, 4.1 REP_TOO_BIG. */
@@ -494,7 +566,8 @@ enum rpc_accept_status nfs4_proc_compound(struct rpc_call *call)
         for (c.opindex = 0; c.opindex < dec.n && !stop; c.opindex++) {
             last_op = e->p;
             last_opnum = dec.ops[c.opindex].argop;
-            status = nfs4_run_op(&c, &dec.ops[c.opindex], &stop);
+            uint32_t next_opnum = c.opindex + 1 < dec.n ? dec.ops[c.opindex + 1].argop : 0;
+            status = nfs4_run_op(&c, &dec.ops[c.opindex], next_opnum, &stop);
             if (c.requeue)
                 return nfs4_requeue_now(&c);
             c.nothing_changed &= nfs4_op_changes_nothing(last_opnum);

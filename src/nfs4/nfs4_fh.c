@@ -2,7 +2,9 @@
  * Filehandles in a COMPOUND: PUTFH, PUTROOTFH, PUTPUBFH, GETFH, SAVEFH, RESTOREFH,
  * LOOKUP, LOOKUPP, SECINFO, SECINFO_NO_NAME; and the access checks every filehandle
  * goes through (the export's client rules, squashing, the `secure` port rule) — the
- * same rules as NFSv3, through the same export table.
+ * same rules as NFSv3, through the same export table. Whether the call's flavor may use
+ * a filehandle (sec=, NFS4ERR_WRONGSEC) depends on the ops around it, so the COMPOUND
+ * engine decides it (nfs4_compound.c); SECINFO here tells the client the flavors.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -293,43 +295,92 @@ NFS4_OP(lookupp)
     return res->oplookupp.status = st;
 }
 
-/* We offer AUTH_SYS (and AUTH_NONE, squashed to the anonymous user) everywhere. */
-static secinfo4 nfs4_secinfo_flavors[] = {{.flavor = RPC_AUTH_SYS}};
+/*
+ * SECINFO and SECINFO_NO_NAME list the flavors of the object's export rule (pseudo
+ * directories: pseudo_node_sec) in the admin's order of preference: AUTH_SYS as flavor
+ * 1, Kerberos as RPCSEC_GSS triples (RFC 7530 3.2.1, RFC 8881 2.6.3.1).
+ *
+ * The Kerberos 5 mechanism is 1.2.840.113554.1.2.2. sec_oid4 carries it as the DER
+ * contents octets of the OID, without the 06 09 tag and length: what a gss_OID holds
+ * (RFC 2744), and what the Linux, FreeBSD and Ganesha servers send and the Linux client
+ * compares against its own mechanism OIDs.
+ */
+static const uint8_t nfs4_krb5_oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02};
 
-static void nfs4_secinfo_result(SECINFO4res *r)
+static void nfs4_secinfo_entry(uint32_t pseudoflavor, secinfo4 *out)
 {
-    r->resok4.len = sizeof(nfs4_secinfo_flavors) / sizeof(nfs4_secinfo_flavors[0]);
-    r->resok4.val = nfs4_secinfo_flavors;
+    memset(out, 0, sizeof(*out));
+    switch (pseudoflavor) {
+    case EXPORT_SEC_KRB5:
+        out->flavor_info.service = RPC_GSS_SVC_NONE;
+        break;
+    case EXPORT_SEC_KRB5I:
+        out->flavor_info.service = RPC_GSS_SVC_INTEGRITY;
+        break;
+    case EXPORT_SEC_KRB5P:
+        out->flavor_info.service = RPC_GSS_SVC_PRIVACY;
+        break;
+    default: /* EXPORT_SEC_SYS, the only other flavor sec= knows */
+        out->flavor = RPC_AUTH_SYS;
+        return;
+    }
+    out->flavor = RPC_AUTH_GSS;
+    out->flavor_info.oid.len = sizeof(nfs4_krb5_oid);
+    out->flavor_info.oid.val = nfs4_krb5_oid;
+    out->flavor_info.qop = 0; /* the mechanism's default protection */
+}
+
+/* The flavors `target` may be used with, into r (entries in the call's arena). */
+static nfsstat4 nfs4_secinfo_result(struct nfs4_compound *c, const struct nfs4_fh *target, SECINFO4res *r)
+{
+    uint32_t pseudo[EXPORT_SEC_MAX];
+    const uint32_t *list = pseudo;
+    unsigned n;
+    if (target->kind == NFS4_FH_PSEUDO)
+        n = pseudo_node_sec(target->node, c->call->peer, pseudo);
+    else
+        n = export_sec_list(target->rule, &list);
+    secinfo4 *v = xdr_arena_alloc(c->call->args.arena, n, sizeof(*v));
+    if (!v)
+        return NFS4ERR_SERVERFAULT;
+    for (unsigned i = 0; i < n; i++)
+        nfs4_secinfo_entry(list[i], &v[i]);
+    r->resok4.len = n;
+    r->resok4.val = v;
+    return NFS4_OK;
 }
 
 /* SECINFO: the name must exist (as LOOKUP would find it); 4.1 consumes the current
- * filehandle (RFC 8881 2.6.3.1.1.8). */
+ * filehandle (RFC 8881 2.6.3.1.1.8). Whatever the call's flavor: it is how a client
+ * learns the right one after WRONGSEC (nfs4_compound.c). */
 NFS4_OP(secinfo)
 {
     struct nfs4_fh saved = c->cur;
     nfsstat4 st = nfs4_lookup(c, &arg->opsecinfo.name);
+    struct nfs4_fh target = c->cur;
     c->cur = saved;
-    if (st == NFS4_OK) {
-        nfs4_secinfo_result(&res->opsecinfo);
-        if (c->minor >= 1)
-            c->cur.kind = NFS4_FH_NONE;
-    }
+    if (st == NFS4_OK)
+        st = nfs4_secinfo_result(c, &target, &res->opsecinfo);
+    if (st == NFS4_OK && c->minor >= 1)
+        c->cur.kind = NFS4_FH_NONE;
     return res->opsecinfo.status = st;
 }
 
 NFS4_OP(secinfo_no_name)
 {
     nfsstat4 st = NFS4_OK;
+    struct nfs4_fh target = c->cur;
     if (arg->opsecinfo_no_name == SECINFO_STYLE4_PARENT) {
         struct nfs4_fh saved = c->cur;
         st = nfs4_lookupp(c);
+        target = c->cur;
         c->cur = saved;
     } else if (arg->opsecinfo_no_name != SECINFO_STYLE4_CURRENT_FH) {
         st = NFS4ERR_INVAL;
     }
-    if (st == NFS4_OK) {
-        nfs4_secinfo_result(&res->opsecinfo_no_name);
+    if (st == NFS4_OK)
+        st = nfs4_secinfo_result(c, &target, &res->opsecinfo_no_name);
+    if (st == NFS4_OK)
         c->cur.kind = NFS4_FH_NONE;
-    }
     return res->opsecinfo_no_name.status = st;
 }

@@ -178,6 +178,35 @@ bool pseudo_node_visible(const struct pseudo_node *n, const struct sockaddr *sa)
     return false;
 }
 
+/* Add the flavors of the client's rules at and below n to out[0..*n_out), once each. */
+static void pseudo_node_sec_collect(const struct pseudo_node *n, const struct sockaddr *sa, uint32_t *out,
+                                    unsigned *n_out)
+{
+    const struct export_rule *rule = n->export ? export_client_rule(n->export, sa) : NULL;
+    if (rule) {
+        const uint32_t *list;
+        unsigned nlist = export_sec_list(rule, &list);
+        for (unsigned i = 0; i < nlist; i++) {
+            unsigned j = 0;
+            while (j < *n_out && out[j] != list[i])
+                j++;
+            if (j == *n_out && *n_out < EXPORT_SEC_MAX)
+                out[(*n_out)++] = list[i];
+        }
+    }
+    for (unsigned i = 0; i < n->nchildren; i++)
+        pseudo_node_sec_collect(n->children[i], sa, out, n_out);
+}
+
+unsigned pseudo_node_sec(const struct pseudo_node *n, const struct sockaddr *sa, uint32_t out[EXPORT_SEC_MAX])
+{
+    unsigned count = 0;
+    pseudo_node_sec_collect(n, sa, out, &count);
+    if (count == 0)
+        out[count++] = EXPORT_SEC_SYS;
+    return count;
+}
+
 struct pseudo_node *pseudo_node_child(const struct pseudo_node *n, const char *name, size_t len)
 {
     unsigned lo = 0, hi = n->nchildren;

@@ -56,6 +56,14 @@ int pseudo_fh_unwrap(const struct pseudo_fs *p, const uint8_t *wire, uint32_t le
 /* May a client at `sa` see this node? Yes when some export below it (or it) has a rule
  * for the client: others are hidden, as knfsd hides them. */
 bool pseudo_node_visible(const struct pseudo_node *n, const struct sockaddr *sa);
+/* Pseudo directories hold nothing but the way to the exports, so any flavor may use them.
+ * What SECINFO offers for one is the union of the sec= lists of the client's rules of
+ * the exports at and below it, in the order first met (depth first, by name): a client
+ * choosing from that list gets a flavor that also carries it into an export below,
+ * where a fixed list (sys + krb5*) could send it a flavor no export takes. At most
+ * EXPORT_SEC_MAX entries; sys alone when no export below has a rule for the client. */
+unsigned pseudo_node_sec(const struct pseudo_node *n, const struct sockaddr *sa,
+                         uint32_t out[EXPORT_SEC_MAX]);
 /* The child named name[0..len), or NULL. */
 struct pseudo_node *pseudo_node_child(const struct pseudo_node *n, const char *name, size_t len);
 

@@ -203,7 +203,14 @@ static void test_errors(void)
     expect_error("/a ::1/129\n", "bad netmask");
     expect_error("/a @netgroup(rw)\n", "netgroups are not supported");
     expect_error("/a gss/krb5(rw)\n", "gss");
-    expect_error("/a *(sec=krb5)\n", "unsupported security flavor");
+    expect_error("/a *(sec=krb6)\n", "exports:1: unknown security flavor 'krb6' in sec=krb6");
+    expect_error("/a *(sec=sys:none)\n", "unknown security flavor 'none'");
+    expect_error("/a *(sec=)\n", "unknown security flavor ''");
+    expect_error("/a *(sec=krb5:)\n", "unknown security flavor ''");
+    expect_error("/a *(sec=KRB5)\n", "unknown security flavor 'KRB5'");
+    expect_error("/a *(sec=krb5:krb5i:krb5)\n", "security flavor 'krb5' listed twice");
+    expect_error("/a *(sec=krb5,rw,sec=sys)\n", "sec= given twice");
+    expect_error("/a -sec=sys:sys *\n", "listed twice");
     expect_error("/a *(anonuid=x)\n", "bad anonuid");
     expect_error("/a *(anongid=-1)\n", "bad anongid");
     expect_error("/a *(anonuid=4294967295)\n", "bad anonuid");
@@ -213,6 +220,71 @@ static void test_errors(void)
     expect_error("/a *(fsid=5)\n/b *(fsid=5)\n", "exports:2: export /b has the same id (5) as /a (line 1)");
     expect_error("\"/a *\n", "unterminated quote");
     expect_error("/a bad!name\n", "bad client name");
+}
+
+/* The rule's sec= list, as a string "1,390003" for compact checks. */
+static const char *sec_str(const struct export_rule *r)
+{
+    static char buf[64];
+    const uint32_t *list;
+    unsigned n = export_sec_list(r, &list);
+    size_t o = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s", i ? "," : "", export_sec_name(list[i]));
+    return buf;
+}
+
+static void test_sec(void)
+{
+    struct export_table t;
+    char err[512];
+    CHECK_EQ(parse(&t,
+                   "/a *\n"
+                   "/b *(rw,sec=krb5p:krb5)\n"
+                   "/c host1(sec=sys:krb5i) *(sec=krb5i:krb5p:krb5:sys,ro)\n"
+                   "/d -sec=krb5 host1 host2(sec=sys) -rw host3\n"
+                   "/e *(sec=sys)\n",
+                   err, sizeof(err)),
+             0);
+    /* default: sys only */
+    CHECK(strcmp(sec_str(&t.exports[0].rules[0]), "sys") == 0);
+    CHECK_EQ(t.exports[0].rules[0].nsec, 1);
+    CHECK_EQ(t.exports[0].rules[0].sec[0], EXPORT_SEC_SYS);
+    /* order as written, values are the RPC pseudo-flavors */
+    const struct export_rule *b = &t.exports[1].rules[0];
+    CHECK_EQ(b->nsec, 2);
+    CHECK_EQ(b->sec[0], 390005);
+    CHECK_EQ(b->sec[1], 390003);
+    CHECK_EQ(b->opts, EXPORT_RW | EXPORT_ROOT_SQUASH);
+    CHECK(strcmp(sec_str(&t.exports[2].rules[0]), "sys,krb5i") == 0);
+    CHECK(strcmp(sec_str(&t.exports[2].rules[1]), "krb5i,krb5p,krb5,sys") == 0);
+    /* -defaults carry sec= to the clients after them; a client's own sec= replaces it */
+    CHECK(strcmp(sec_str(&t.exports[3].rules[0]), "krb5") == 0);
+    CHECK(strcmp(sec_str(&t.exports[3].rules[1]), "sys") == 0);
+    CHECK(strcmp(sec_str(&t.exports[3].rules[2]), "krb5") == 0);
+    CHECK_EQ(t.exports[3].rules[2].opts, EXPORT_RW | EXPORT_ROOT_SQUASH);
+    CHECK(strcmp(sec_str(&t.exports[4].rules[0]), "sys") == 0);
+
+    /* allowed: by pseudo-flavor; AUTH_NONE (0) where sys is */
+    CHECK(!export_sec_allowed(b, EXPORT_SEC_SYS));
+    CHECK(!export_sec_allowed(b, 0));
+    CHECK(!export_sec_allowed(b, EXPORT_SEC_KRB5I));
+    CHECK(export_sec_allowed(b, EXPORT_SEC_KRB5));
+    CHECK(export_sec_allowed(b, EXPORT_SEC_KRB5P));
+    CHECK(export_sec_allowed(&t.exports[0].rules[0], 0));
+    CHECK(export_sec_allowed(&t.exports[0].rules[0], EXPORT_SEC_SYS));
+    CHECK(!export_sec_allowed(&t.exports[0].rules[0], EXPORT_SEC_KRB5));
+    CHECK(!export_sec_allowed(&t.exports[0].rules[0], 6)); /* a raw flavor number is no pseudo-flavor */
+    export_table_free(&t);
+
+    /* a rule built by hand (zeroed) is sys only */
+    struct export_rule zero;
+    memset(&zero, 0, sizeof(zero));
+    CHECK(strcmp(sec_str(&zero), "sys") == 0);
+    CHECK(export_sec_allowed(&zero, EXPORT_SEC_SYS));
+    CHECK(!export_sec_allowed(&zero, EXPORT_SEC_KRB5P));
+    CHECK(export_sec_name(12345) == NULL);
 }
 
 static void test_id_collision_detected(void)
@@ -421,6 +493,7 @@ static void test_load(void)
         CHECK_EQ(t.exports[0].rules[0].kind, EXPORT_MATCH_ANY);
         CHECK_EQ(t.exports[0].rules[0].opts, EXPORT_RW | EXPORT_ROOT_SQUASH);
         CHECK_EQ(t.exports[0].rules[0].anonuid, 65534);
+        CHECK(strcmp(sec_str(&t.exports[0].rules[0]), "sys") == 0);
         char *real = realpath(dir, NULL);
         CHECK(strcmp(t.exports[0].path, real) == 0);
         free(real);
@@ -441,6 +514,7 @@ int main(void)
     test_defaults_and_options();
     test_syntax();
     test_errors();
+    test_sec();
     test_id_collision_detected();
     test_matching();
     test_squash();

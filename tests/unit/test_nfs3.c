@@ -49,6 +49,7 @@ static void set_cred(uint32_t flavor, uint32_t uid, uint32_t gid)
 {
     memset(&cred, 0, sizeof(cred));
     cred.flavor = flavor;
+    cred.has_ids = flavor == RPC_AUTH_SYS;
     cred.uid = uid;
     cred.gid = gid;
 }

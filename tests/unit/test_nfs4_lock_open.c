@@ -693,6 +693,7 @@ static int setup(void)
     call.peer = (const struct sockaddr *)&peer;
     call.peer_len = sizeof(peer);
     call.cred.flavor = RPC_AUTH_SYS;
+    call.cred.has_ids = true;
     cc.call = &call;
     cc.srv = &srv;
     cc.minor = 0;

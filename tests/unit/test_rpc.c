@@ -147,9 +147,9 @@ static void test_parse_call(void)
     xdr_put_be32(buf + 28, 10000 * 4 + 20);
     CHECK_EQ(rpc_parse_call(buf, len, &h, &out), RPC_PARSE_AUTH_ERROR);
 
-    /* unknown flavor (RPCSEC_GSS = 6): refused as too weak */
+    /* a flavor not served (AUTH_DH = 3): refused as too weak */
     len = make_call(buf, sizeof(buf), 2, NULL);
-    xdr_put_be32(buf + 24, 6);
+    xdr_put_be32(buf + 24, 3);
     CHECK_EQ(rpc_parse_call(buf, len, &h, &out), RPC_PARSE_AUTH_ERROR);
     CHECK_EQ(h.auth_stat, RPC_AUTH_TOOWEAK_STAT);
 
