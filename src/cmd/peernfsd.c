@@ -246,6 +246,34 @@ static int write_pidfile(const char *path)
     return fclose(f) == 0 ? 0 : -errno;
 }
 
+static bool lists_kerberos(const struct export_table *t)
+{
+    for (unsigned i = 0; i < t->nexports; i++) {
+        for (unsigned r = 0; r < t->exports[i].nrules; r++) {
+            const uint32_t *list;
+            unsigned n = export_sec_list(&t->exports[i].rules[r], &list);
+            for (unsigned k = 0; k < n; k++)
+                if (list[k] != EXPORT_SEC_SYS)
+                    return true;
+        }
+    }
+    return false;
+}
+
+/* Exports that offer Kerberos with no key to accept it: say so at start rather than
+ * at each client's failed context. */
+static void check_keytab(const struct export_table *t)
+{
+    char why[256];
+    if (!lists_kerberos(t))
+        return;
+    if (rpc_gss_acceptor_ready(why, sizeof(why)))
+        log_info("RPCSEC_GSS: Kerberos keys found; sec=krb5/krb5i/krb5p can be used");
+    else
+        log_notice("RPCSEC_GSS: exports list Kerberos flavors but no key can accept a context "
+                   "(%s): krb5 mounts fail until a keytab is given (--keytab, KRB5_KTNAME)", why);
+}
+
 static int load_exports(const struct options *o, struct export_table *t)
 {
     char err[512] = "";
@@ -258,6 +286,7 @@ static int load_exports(const struct options *o, struct export_table *t)
     for (unsigned i = 0; i < t->nexports; i++)
         log_notice("exporting %s (id %u, %u client rule%s)", t->exports[i].path, t->exports[i].id,
                    t->exports[i].nrules, t->exports[i].nrules == 1 ? "" : "s");
+    check_keytab(t);
     return 0;
 }
 

@@ -921,8 +921,13 @@ int export_table_single(struct export_table *t, const char *dir, char *err, size
     r->kind = EXPORT_MATCH_ANY;
     r->opts = EXPORT_RW | EXPORT_ROOT_SQUASH;
     r->anonuid = r->anongid = EXPORT_ANON_DEFAULT;
-    r->sec[0] = EXPORT_SEC_SYS;
-    r->nsec = 1;
+    /* AUTH_SYS first, so that a client that does not ask for Kerberos settles on it
+     * (Linux tries the flavors in the server's order); the Kerberos flavors after it,
+     * as RFC 7530 3.2.1 makes RPCSEC_GSS with Kerberos mandatory to offer. They work
+     * once the server has a keytab (peernfsd checks at start). */
+    static const uint32_t default_sec[] = {EXPORT_SEC_SYS, EXPORT_SEC_KRB5, EXPORT_SEC_KRB5I, EXPORT_SEC_KRB5P};
+    memcpy(r->sec, default_sec, sizeof(default_sec));
+    r->nsec = sizeof(default_sec) / sizeof(default_sec[0]);
     struct export *e = &t->exports[0];
     e->path = path;
     e->id = path_id(path);

@@ -69,7 +69,8 @@ struct export_table {
 /* Parse an exports file and open every export's backend. On error returns -errno and,
  * when err is non-NULL, writes a "file:line: reason" message into err. */
 int export_table_load(struct export_table *t, const char *file, char *err, size_t errlen);
-/* The simple case: one directory exported read-write to everyone, root squashed. */
+/* The simple case: one directory exported read-write to everyone, root squashed, with
+ * sec=sys:krb5:krb5i:krb5p (AUTH_SYS preferred). */
 int export_table_single(struct export_table *t, const char *dir, char *err, size_t errlen);
 /* Parse exports text (used by the loader and by unit tests; does not open backends). */
 int export_table_parse(struct export_table *t, const char *text, const char *source_name,

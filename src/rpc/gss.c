@@ -105,6 +105,23 @@ int rpc_gss_set_keytab(const char *path)
     return krb5_gss_register_acceptor_identity(path) == GSS_S_COMPLETE ? 0 : -EINVAL;
 }
 
+bool rpc_gss_acceptor_ready(char *why, size_t len)
+{
+    OM_uint32 major, minor, m2, ctx = 0;
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    major = gss_acquire_cred(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_ACCEPT, &cred,
+                             NULL, NULL);
+    if (!GSS_ERROR(major)) {
+        gss_release_cred(&m2, &cred);
+        return true;
+    }
+    gss_buffer_desc text = GSS_C_EMPTY_BUFFER;
+    gss_display_status(&m2, minor, GSS_C_MECH_CODE, GSS_C_NO_OID, &ctx, &text);
+    snprintf(why, len, "%.*s", (int)text.length, text.length ? (const char *)text.value : "no keytab");
+    gss_release_buffer(&m2, &text);
+    return false;
+}
+
 static unsigned bucket_of(uint64_t id) { return (unsigned)(id ^ (id >> 17) ^ (id >> 41)) % NBUCKETS; }
 
 /* Unlink c (table lock held) and drop the table's reference. */

@@ -68,5 +68,7 @@ int rpc_gss_set_keytab(const char *path);
  * caller's (fs_posix_thread_reset), so the keytab and replay cache, readable by the
  * server only, can be opened. Set once before rpc_server_start. */
 void rpc_gss_set_thread_reset(void (*reset)(void));
+/* Can a context be accepted at all (some key in the keytab)? false with a reason. */
+bool rpc_gss_acceptor_ready(char *why, size_t len);
 
 #endif

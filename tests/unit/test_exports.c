@@ -493,7 +493,7 @@ static void test_load(void)
         CHECK_EQ(t.exports[0].rules[0].kind, EXPORT_MATCH_ANY);
         CHECK_EQ(t.exports[0].rules[0].opts, EXPORT_RW | EXPORT_ROOT_SQUASH);
         CHECK_EQ(t.exports[0].rules[0].anonuid, 65534);
-        CHECK(strcmp(sec_str(&t.exports[0].rules[0]), "sys") == 0);
+        CHECK(strcmp(sec_str(&t.exports[0].rules[0]), "sys,krb5,krb5i,krb5p") == 0);
         char *real = realpath(dir, NULL);
         CHECK(strcmp(t.exports[0].path, real) == 0);
         free(real);
