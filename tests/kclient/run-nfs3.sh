@@ -57,7 +57,9 @@ if [ -z "$REF" ]; then
   EXP_PATH=$EXP_DIR RO_PATH=$RO_DIR SQ_PATH=$SQ_DIR   # peernfsd: mounted by absolute path
   ctl() { "$HERE/lib/peernfsd-netns.sh" "$1" "$S" "${@:2}"; }
   srv_start() {
-    printf '%s *(rw,no_root_squash)\n%s *(ro,no_root_squash)\n%s *(rw,root_squash)\n' \
+    # the main export lists Kerberos after sys, as the embedded default does: a client
+    # that does not ask for a flavor must settle on AUTH_SYS
+    printf '%s *(rw,no_root_squash,sec=sys:krb5:krb5i:krb5p)\n%s *(ro,no_root_squash)\n%s *(rw,root_squash)\n' \
       "$EXP_DIR" "$RO_DIR" "$SQ_DIR" > "$T/exports"
     ctl start --exports "$T/exports"
   }

@@ -97,7 +97,9 @@ if [ -z "$REF" ]; then
   VERSIONS=${KC_V4_VERSIONS:-4.0 4.1 4.2} OPTIONAL=${KC_V4_OPTIONAL:-}
   ctl() { "$HERE/lib/peernfsd-netns.sh" "$1" "$S" "${@:2}"; }
   srv_start() {
-    printf '%s *(rw,no_root_squash)\n%s *(ro,no_root_squash)\n%s *(rw,root_squash)\n' \
+    # the main export lists Kerberos after sys, as the embedded default does: a client
+    # that does not ask for a flavor must settle on AUTH_SYS
+    printf '%s *(rw,no_root_squash,sec=sys:krb5:krb5i:krb5p)\n%s *(ro,no_root_squash)\n%s *(rw,root_squash)\n' \
       "$EXP_DIR" "$RO_DIR" "$SQ_DIR" > "$T/exports"
     # shellcheck disable=SC2086  # KC_PEERNFSD_ARGS: words
     ctl start --exports "$T/exports" ${KC_PEERNFSD_ARGS---grace 15}
