@@ -141,7 +141,7 @@ static void test_accept_without_context(void)
     xdr_enc_init(&out, out_buf, sizeof(out_buf));
     CHECK_EQ(rpc_gss_accept(g, buf, len, &h, &cr, &gc, &out, &why), RPC_GSS_REPLIED);
     struct xdr_dec d;
-    uint32_t v[6], handle_len, major;
+    uint32_t v[6] = {0}, handle_len = 0, major = 0;
     xdr_dec_init(&d, out_buf, xdr_enc_len(&out), NULL);
     for (int i = 0; i < 6; i++) /* xid REPLY ACCEPTED verf-flavor verf-len SUCCESS */
         CHECK(xdr_dec_u32(&d, &v[i]));
