@@ -309,10 +309,11 @@ int nfs_setattr_async(struct nfs_client *c, const struct nfs_fh *fh, const struc
     return submit_new(c, op);
 }
 
-int nfs_open_async(struct nfs_client *c, const char *path, int flags, uint32_t mode,
-                   struct nfs_file *f, nfs_op_done_fn done, void *arg)
+/* nfs_open_async (A_OPEN: by path) and nfs_open_at_async (A_OPEN_AT: a name in dir). */
+static int submit_open(struct nfs_client *c, enum async_kind kind, const struct nfs_fh *dir, const char *name,
+                       int flags, uint32_t mode, struct nfs_file *f, nfs_op_done_fn done, void *arg)
 {
-    struct async_op *op = op_with(A_OPEN, NULL, path, NULL, done, arg);
+    struct async_op *op = op_with(kind, dir, name, NULL, done, arg);
     if (op) {
         op->flags = flags;
         op->mode = mode;
@@ -321,17 +322,17 @@ int nfs_open_async(struct nfs_client *c, const char *path, int flags, uint32_t m
     return submit_new(c, op);
 }
 
+int nfs_open_async(struct nfs_client *c, const char *path, int flags, uint32_t mode,
+                   struct nfs_file *f, nfs_op_done_fn done, void *arg)
+{
+    return submit_open(c, A_OPEN, NULL, path, flags, mode, f, done, arg);
+}
+
 int nfs_open_at_async(struct nfs_client *c, const struct nfs_fh *dir, const char *name,
                       int flags, uint32_t mode, struct nfs_file *f, nfs_op_done_fn done,
                       void *arg)
 {
-    struct async_op *op = op_with(A_OPEN_AT, dir, name, NULL, done, arg);
-    if (op) {
-        op->flags = flags;
-        op->mode = mode;
-        op->file = f;
-    }
-    return submit_new(c, op);
+    return submit_open(c, A_OPEN_AT, dir, name, flags, mode, f, done, arg);
 }
 
 int nfs_close_async(struct nfs_client *c, struct nfs_file *f, nfs_op_done_fn done, void *arg)

@@ -615,18 +615,11 @@ static bool enc_results(struct rpc_gss_call *gc, struct xdr_enc *x, uint8_t *res
     uint8_t *body = res - 4; /* databody: seq_num, then the results */
     xdr_put_be32(body, gc->seq);
     if (gc->service == RPC_GSS_SERVICE_INTEGRITY) {
-        /* the checksum goes after the body: compute it before the body moves */
-        OM_uint32 major, minor;
-        gss_buffer_desc in = {.length = res_len + 4, .value = body}, mic = GSS_C_EMPTY_BUFFER;
-        major = gss_get_mic(&minor, c->gss, GSS_C_QOP_DEFAULT, &in, &mic);
-        if (GSS_ERROR(major)) {
-            log_gss_error("get_mic", major, minor);
+        /* rpc_gss_integ_data: the body, moved to follow the header, then its MIC */
+        if (!xdr_enc_u32(x, (uint32_t)(res_len + 4)))
             return false;
-        }
-        bool ok = xdr_enc_u32(x, (uint32_t)(res_len + 4)) && enc_move(x, body, res_len + 4) &&
-                  xdr_enc_opaque(x, mic.value, (uint32_t)mic.length, 0);
-        gss_release_buffer(&minor, &mic);
-        return ok;
+        uint8_t *moved = x->p;
+        return enc_move(x, body, res_len + 4) && enc_mic(c, x, moved, res_len + 4);
     }
     OM_uint32 major, minor;
     int conf = 0;

@@ -518,6 +518,20 @@ static void drc_settle_gss(struct job *j, const struct worker *w, size_t res_len
     ds->ticket = 0;
 }
 
+/* RPC_REQUEUE_BLOCKING: the job goes to the blocking pool, keeping its record (decoded
+ * again there); false, logged, when it already runs there. */
+static bool requeue_on_pool(struct worker *w, struct job *j)
+{
+    struct rpc_server *srv = j->conn->srv;
+    if (w->blocking_pool) {
+        log_err("call %#x asked for the blocking pool while on it", j->hdr.xid);
+        return false;
+    }
+    atomic_fetch_add(&srv->st.pooled, 1);
+    queue_push(&srv->pool, j);
+    return true;
+}
+
 /* Send the reply to an RPCSEC_GSS call whose handler returned st with results at
  * GSS_RES_OFF: the verifier and the call's protection added (rpc_gss_enc_reply). */
 static void send_gss_reply(struct worker *w, struct job *j, enum rpc_accept_status st, size_t res_len)
@@ -547,7 +561,6 @@ static void send_gss_reply(struct worker *w, struct job *j, enum rpc_accept_stat
  * protected after it returns. */
 static void execute_gss_job(struct worker *w, struct job *j, struct rpc_call *call)
 {
-    struct rpc_server *srv = j->conn->srv;
     size_t cap = w->reply_cap - GSS_RES_OFF - RPC_GSS_REPLY_SLACK;
     xdr_enc_init(&call->res, w->reply + GSS_RES_OFF, cap);
     enum rpc_accept_status st = RPC_SUCCESS;
@@ -566,12 +579,8 @@ static void execute_gss_job(struct worker *w, struct job *j, struct rpc_call *ca
         job_free(j);
         return;
     case RPC_REQUEUE_BLOCKING:
-        if (!w->blocking_pool) {
-            atomic_fetch_add(&srv->st.pooled, 1);
-            queue_push(&srv->pool, j);
+        if (requeue_on_pool(w, j))
             return;
-        }
-        log_err("call %#x asked for the blocking pool while on it", call->xid);
         st = RPC_SYSTEM_ERR;
         break;
     default:
@@ -648,12 +657,8 @@ static void execute_job(struct worker *w, struct job *j)
         job_free(j);
         return;
     case RPC_REQUEUE_BLOCKING:
-        if (!w->blocking_pool) {
-            atomic_fetch_add(&srv->st.pooled, 1);
-            queue_push(&srv->pool, j); /* the job keeps its record: decoded again there */
+        if (requeue_on_pool(w, j))
             return;
-        }
-        log_err("call %#x asked for the blocking pool while on it", call.xid);
         st = RPC_SYSTEM_ERR;
         rpc_enc_accepted(&out, call.xid, st);
         len = 4 + xdr_enc_len(&out);

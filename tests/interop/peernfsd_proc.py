@@ -75,6 +75,18 @@ class Peernfsd:
         self.log.close()
         return self.proc.returncode
 
+    def stop_and_cleanup(self):
+        """End of a test class: SIGTERM, which must exit 0 (AssertionError with the log
+        otherwise), then remove everything. Returns the server's log."""
+        try:
+            rc = self.stop()
+            log = self.read_log()
+            if rc != 0:
+                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{log}")
+            return log
+        finally:
+            self.cleanup()
+
     def cleanup(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()

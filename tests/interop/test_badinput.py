@@ -27,12 +27,7 @@ class BadInput(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            rc = cls.srv.stop()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{cls.srv.read_log()}")
-        finally:
-            cls.srv.cleanup()
+        cls.srv.stop_and_cleanup()
 
     def conn(self, host="127.0.0.1"):
         c = w.Conn(host, self.srv.port)

@@ -323,12 +323,7 @@ class DelegVsV3(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            rc = cls.srv.stop()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{cls.srv.read_log()}")
-        finally:
-            cls.srv.cleanup()
+        cls.srv.stop_and_cleanup()
 
     def setUp(self):
         self.v4 = Nfs41Client(self.srv.port, f"deleg-{self.id()}".encode())

@@ -75,16 +75,10 @@ class Drc(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            rc = cls.srv.stop()
-            log = cls.srv.read_log()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{log}")
-            # the counters are logged at shutdown for operators
-            if "duplicate request cache: hits" not in log:
-                raise AssertionError("no duplicate request cache counters in the log:\n" + log)
-        finally:
-            cls.srv.cleanup()
+        log = cls.srv.stop_and_cleanup()
+        # the counters are logged at shutdown for operators
+        if "duplicate request cache: hits" not in log:
+            raise AssertionError("no duplicate request cache counters in the log:\n" + log)
 
     def setUp(self):
         self.c = w.Conn("127.0.0.1", self.srv.port)

@@ -80,13 +80,8 @@ class ExportSec(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.c.close()
-            rc = cls.srv.stop()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{cls.srv.read_log()}")
-        finally:
-            cls.srv.cleanup()
+        cls.c.close()
+        cls.srv.stop_and_cleanup()
 
     @classmethod
     def rpc(cls, prog, vers, proc, args, cred=None):

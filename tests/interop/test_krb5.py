@@ -102,12 +102,8 @@ class Krb5Nfs(unittest.TestCase):
     def tearDownClass(cls):
         try:
             if cls.srv is not None:
-                rc = cls.srv.stop()
-                if rc != 0:
-                    raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{cls.srv.read_log()}")
+                cls.srv.stop_and_cleanup()
         finally:
-            if cls.srv is not None:
-                cls.srv.cleanup()
             cls.realm.stop()
             for k, v in cls.saved_env.items():
                 if v is None:

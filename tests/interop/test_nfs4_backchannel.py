@@ -182,15 +182,9 @@ class BackChannel(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            rc = cls.srv.stop()
-            log = cls.srv.read_log()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{log}")
-            if "Sanitizer" in log or "runtime error:" in log:
-                raise AssertionError(f"sanitizer report in the server log:\n{log}")
-        finally:
-            cls.srv.cleanup()
+        log = cls.srv.stop_and_cleanup()
+        if "Sanitizer" in log or "runtime error:" in log:
+            raise AssertionError(f"sanitizer report in the server log:\n{log}")
 
     def client(self, name, cb_sec=None):
         c = BackChanClient(self.srv.port, f"bc-{self.id()}-{name}".encode(), cb_sec)

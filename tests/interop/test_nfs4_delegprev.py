@@ -284,12 +284,7 @@ class DelegPrev(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            rc = cls.srv.stop()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{cls.srv.read_log()}")
-        finally:
-            cls.srv.cleanup()
+        cls.srv.stop_and_cleanup()
 
     def tearDown(self):
         for c in self.clients:

@@ -100,12 +100,7 @@ class Nfs4Wire(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            rc = cls.srv.stop()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{cls.srv.read_log()}")
-        finally:
-            cls.srv.cleanup()
+        cls.srv.stop_and_cleanup()
 
     def setUp(self):
         self.c = w.Conn("127.0.0.1", self.srv.port)

@@ -97,12 +97,7 @@ class NlmV1V3Base:
 
     @classmethod
     def stop_server(cls):
-        try:
-            rc = cls.srv.stop()
-            if rc != 0:
-                raise AssertionError(f"peernfsd exit status {rc} after SIGTERM:\n{cls.srv.read_log()}")
-        finally:
-            cls.srv.cleanup()
+        cls.srv.stop_and_cleanup()
 
     def setUp(self):
         self.t = self.TRANSPORT(self.srv.port)

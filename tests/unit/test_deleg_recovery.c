@@ -14,23 +14,8 @@
 
 #include "state_check.h"
 
-#define LEASE_MS 10000u
+#define LEASE_MS (STATE_CHECK_LEASE_S * 1000u)
 
-static struct state_server *new_server(const char *dir)
-{
-    struct state_params p = {0};
-    p.state_dir = dir;
-    p.lease_time_s = LEASE_MS / 1000;
-    p.grace_time_s = 20;
-    p.delegations = true;
-    p.clock_ms = fake_clock;
-    struct state_server *ss = state_server_create(&p);
-    CHECK(ss != NULL);
-    return ss;
-}
-
-static const struct state_principal P1 = {"sys:1000", 8}, P2 = {"sys:2000", 8};
-static const uint8_t V1[8] = {1, 1, 1, 1, 1, 1, 1, 1}, V2[8] = {2, 2, 2, 2, 2, 2, 2, 2};
 static const uint8_t V3[8] = {3, 3, 3, 3, 3, 3, 3, 3};
 
 /* 4.0 SETCLIENTID + CONFIRM with the callback path marked up: the client, referenced. */
@@ -143,7 +128,7 @@ static enum state_status awaiting(struct state_server *ss, struct state_client *
  * consuming the record; a second reclaim or one of another file is RECLAIM_BAD. */
 static void test_replace_and_reclaim_40(void)
 {
-    struct state_server *ss = new_server(NULL);
+    struct state_server *ss = new_server(NULL, true);
     struct state_client *a = client40(ss, "client-a", V1, &P1);
     struct state_owner *o = owner_of(ss, a, "a-owner");
     struct state_stateid rd = delegated(ss, o, "FILE-R", STATE_DELEG_READ);
@@ -222,7 +207,7 @@ static void test_replace_and_reclaim_40(void)
  * or recalls: another client's open, an NFSv3 write, a local process's open. */
 static void test_conflicts_discard_41(void)
 {
-    struct state_server *ss = new_server(NULL);
+    struct state_server *ss = new_server(NULL, true);
     struct state_client *a = client41(ss, "client-41", V1);
     struct state_owner *o = owner_of(ss, a, "a-owner");
     delegated(ss, o, "F-W", STATE_DELEG_WRITE);
@@ -293,7 +278,7 @@ static void test_conflicts_discard_41(void)
  * unreclaimed set over. */
 static void test_timeout_purge(void)
 {
-    struct state_server *ss = new_server(NULL);
+    struct state_server *ss = new_server(NULL, true);
     struct state_client *a = client40(ss, "client-t", V1, &P1);
     struct state_owner *o = owner_of(ss, a, "t-owner");
     delegated(ss, o, "T-1", STATE_DELEG_READ);
@@ -360,7 +345,7 @@ static void test_grace(void)
     char dir[] = "/tmp/test_deleg_recovery.XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     /* boot 1: the client gets a record */
-    struct state_server *ss = new_server(dir);
+    struct state_server *ss = new_server(dir, true);
     struct state_client *a = client40(ss, "client-g", V1, &P1);
     struct state_owner *o = owner_of(ss, a, "g-owner");
     struct state_open_res res;
@@ -373,7 +358,7 @@ static void test_grace(void)
     state_server_destroy(ss);
 
     /* boot 2: in grace, the delegation comes back with CLAIM_PREVIOUS */
-    ss = new_server(dir);
+    ss = new_server(dir, true);
     CHECK(state_in_grace(ss));
     a = client40(ss, "client-g", V1, &P1);
     o = owner_of(ss, a, "g-owner");

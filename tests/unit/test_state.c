@@ -17,21 +17,6 @@
 
 #include "state_check.h"
 
-static struct state_server *new_server(const char *dir, bool delegations)
-{
-    struct state_params p = {0};
-    p.state_dir = dir;
-    p.lease_time_s = 10;
-    p.grace_time_s = 20;
-    p.delegations = delegations;
-    p.clock_ms = fake_clock;
-    struct state_server *ss = state_server_create(&p);
-    CHECK(ss != NULL);
-    return ss;
-}
-
-static const struct state_principal P1 = {"sys:1000", 8}, P2 = {"sys:2000", 8};
-static const uint8_t V1[8] = {1, 1, 1, 1, 1, 1, 1, 1}, V2[8] = {2, 2, 2, 2, 2, 2, 2, 2};
 
 /* SETCLIENTID + CONFIRM: returns the confirmed clientid */
 static uint64_t client40(struct state_server *ss, const char *id, const uint8_t *verf)
