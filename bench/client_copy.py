@@ -46,7 +46,7 @@ def bench_server(args, srv, local):
     back = local + '.back'
     out = {}
     for rep in range(args.reps):
-        for direction in ('put', 'get'):
+        for direction in args.directions:
             # alternate which tool goes first. On VMs that hand freed memory back to the
             # host at once (virtio-balloon free page reporting, e.g. min_free_ms=0), writing
             # 1 GiB into fresh tmpfs pages takes 0.2 s or 2.5 s depending on what the host
@@ -68,7 +68,7 @@ def bench_server(args, srv, local):
                 # the next copies, whichever tool they are)
                 os.sync()
                 if tool in ('peernfs', 'warm-up'):
-                    cmd = [args.peernfs, '-q'] + (['put', local, purl] if direction == 'put'
+                    cmd = [args.peernfs, '-q'] + (['-w', str(args.window)] if args.window else []) + (['put', local, purl] if direction == 'put'
                                                   else ['get', purl, back])
                 else:
                     cmd = ['nfs-cp'] + ([local, lurl] if direction == 'put' else [lurl, back])
@@ -92,6 +92,10 @@ def main():
     ap.add_argument('--servers', default='peernfsd,ganesha')
     ap.add_argument('--peernfs', default=os.path.join(TOP, 'build/bin/peernfs'))
     ap.add_argument('--peernfsd', default=os.path.join(TOP, 'build/bin/peernfsd'))
+    ap.add_argument('--directions', default='put,get', type=lambda v: v.split(','),
+                    help='put,get (default) or one of them')
+    ap.add_argument('--window', type=int, default=0,
+                    help="peernfs' READ/WRITE requests in flight (-w; default: its own)")
     ap.add_argument('--vers', default='3', choices=('3', '4.1', '4.2'),
                     help="peernfs' protocol version (nfs-cp stays on NFSv3)")
     args = ap.parse_args()
@@ -121,13 +125,19 @@ def main():
             if ns.startswith('pnbench-%d-' % os.getpid()):
                 bench.sh(['ip', 'netns', 'delete', ns])
         subprocess.run(['rm', '-rf', tmpfs])
-    print('\n| server | direction | peernfs MB/s | nfs-cp MB/s | peernfs/nfs-cp |')
-    print('|---|---|--:|--:|--:|')
+    # Each repetition copies with both tools back to back, so the ratio within a pair
+    # sees the same machine state; its median is reported beside the ratio of medians.
+    print('\n| server | direction | peernfs MB/s | nfs-cp MB/s | peernfs/nfs-cp '
+          '| pair ratios: median (min-max) | pairs won |')
+    print('|---|---|--:|--:|--:|--:|--:|')
     for name, res in results.items():
-        for direction in ('put', 'get'):
-            p = statistics.median(res[(direction, 'peernfs')])
-            n = statistics.median(res[(direction, 'nfs-cp')])
-            print('| %s | %s | %.0f | %.0f | %.2f |' % (name, direction, p, n, p / n))
+        for direction in args.directions:
+            ps, ns = res[(direction, 'peernfs')], res[(direction, 'nfs-cp')]
+            p, n = statistics.median(ps), statistics.median(ns)
+            pairs = [a / b for a, b in zip(ps, ns)]
+            print('| %s | %s | %.0f | %.0f | %.2f | %.2f (%.2f-%.2f) | %d/%d |'
+                  % (name, direction, p, n, p / n, statistics.median(pairs), min(pairs),
+                     max(pairs), sum(r > 1 for r in pairs), len(pairs)))
     print('\n%d MiB file, medians of %d runs; local side on tmpfs; peernfs NFSv%s, nfs-cp NFSv3.'
           % (args.size_mib, args.reps, args.vers))
 

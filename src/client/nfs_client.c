@@ -586,6 +586,9 @@ struct xfer_req {
     int status;
     struct nfs_io_result res;
     struct nfs_read_ref ref; /* reads by reference: the reply holding the data */
+    uint64_t off;            /* reads: where the request starts in the file */
+    bool sunk;               /* its data went to the sink from the completion */
+    int sink_status;         /* what the sink returned then */
 };
 
 /* One transfer's requests and buffers; reused batch after batch by nfs_write_range, so
@@ -603,6 +606,11 @@ struct xfer {
     struct rpc_reply hold[NFS_WINDOW_MAX];
     const uint8_t *data[NFS_WINDOW_MAX];
     bool by_ref;
+    /* reads into a sink that takes chunks in any order (nfs_xfer_opts.sink_any_order):
+     * a complete chunk goes to it from the completion, on the receive thread */
+    nfs_sink_fn early_sink;
+    void *early_arg;
+    bool delivered[NFS_WINDOW_MAX]; /* the slot's data is already in the sink */
     uint32_t chunk;
     unsigned nslots;
     struct nfs_window w;
@@ -614,10 +622,25 @@ struct xfer {
     uint8_t verf[8];
 };
 
+/* A read that brought its whole chunk in one reply (or ended it at EOF). */
+static bool read_is_whole_chunk(const struct xfer_req *r, const struct nfs_io_result *res)
+{
+    return r->pos == 0 && res->count <= r->asked && (res->count == r->asked || res->eof);
+}
+
 static void xfer_req_done(void *arg, int status, const struct nfs_io_result *res)
 {
     struct xfer_req *r = arg;
     struct xfer *x = r->x;
+    r->sunk = x->early_sink && status == 0 && res && read_is_whole_chunk(r, res);
+    if (r->sunk) {
+        /* no hand-off to the calling thread: the data goes out from the reply buffer
+         * while it is warm, and the caller only does the bookkeeping */
+        r->sink_status = res->count ? x->early_sink(x->early_arg, r->off, r->ref.data,
+                                                    res->count)
+                                    : 0;
+        rpc_reply_free(&r->ref.hold);
+    }
     pthread_mutex_lock(&x->mu);
     r->status = status;
     if (res)
@@ -676,7 +699,7 @@ static int xfer_take_read(struct xfer *x, struct xfer_req *r)
     unsigned s = r->slot;
     uint32_t got = r->res.count;
     int st = 0;
-    if (r->pos == 0 && (got == r->asked || r->res.eof)) {
+    if (read_is_whole_chunk(r, &r->res)) {
         rpc_reply_free(&x->hold[s]);
         x->hold[s] = r->ref.hold;
         x->data[s] = r->ref.data;
@@ -718,7 +741,13 @@ static void xfer_reap(struct xfer *x, bool is_write)
             memcpy(x->verf, r->res.verf, 8);
             x->have_verf = x->unstable = true;
         }
-        if (!is_write && x->by_ref) {
+        if (!is_write && r->sunk) {
+            x->delivered[r->slot] = true;
+            if (r->sink_status) {
+                xfer_fail(x, r->sink_status);
+                continue;
+            }
+        } else if (!is_write && x->by_ref) {
             int st = xfer_take_read(x, r);
             if (st) {
                 xfer_fail(x, st);
@@ -735,7 +764,11 @@ static int xfer_deliver_head(struct xfer *x, unsigned s, nfs_sink_fn sink, void 
 {
     struct nfs_slot *sl = &x->w.slot[s];
     const uint8_t *data = x->hold[s].buf ? x->data[s] : x->buf[s];
-    int st = sink && sl->len ? sink(sink_arg, sl->off, data, sl->len) : 0;
+    int st = 0;
+    if (x->delivered[s])
+        x->delivered[s] = false;
+    else if (sink && sl->len)
+        st = sink(sink_arg, sl->off, data, sl->len);
     rpc_reply_free(&x->hold[s]);
     x->data[s] = NULL;
     return st;
@@ -797,6 +830,7 @@ static int issue_read(struct nfs_client *c, const struct nfs_fh *fh, struct xfer
 {
     (void)arg;
     if (x->by_ref) {
+        x->req[s].off = off;
         memset(&x->req[s].ref, 0, sizeof(x->req[s].ref));
         return c->ops->read_async_ref(c, fh, off, len, &x->req[s].ref, xfer_req_done,
                                       &x->req[s]);
@@ -819,6 +853,10 @@ int nfs_read_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, 
     bool by_ref = c->ops->read_async_ref != NULL;
     int st = xfer_init(x, c->rsize, xfer_window(c, o), !by_ref);
     x->by_ref = by_ref;
+    if (by_ref && o && o->sink_any_order) {
+        x->early_sink = sink;
+        x->early_arg = arg;
+    }
     if (!st) {
         xfer_start(x, off, len);
         st = xfer_run(c, fh, x, false, issue_read, NULL, sink, arg, o, done_bytes);

@@ -374,11 +374,20 @@ struct nfs_xfer_opts {
     /* called on the calling thread after each chunk completes (may be NULL) */
     void (*progress)(void *arg, uint64_t done_bytes);
     void *progress_arg;
+    /* nfs_read_range: the sink takes chunks in any order, from the library's receive
+     * thread too, possibly while the calling thread is in it (pwrite() to a regular file
+     * qualifies, a pipe does not). A chunk that one reply brought whole then goes to the
+     * sink as soon as that reply arrives, with no hand-off to the calling thread (less
+     * CPU at both ends of a copy, see bench/RESULTS.md). When the transfer
+     * stops early (an error, or EOF before len because the file shrank), chunks past
+     * *done_bytes may already be in the sink: truncate a destination file to it. */
+    bool sink_any_order;
 };
 
 /* Read [off, off+len) (stops early at EOF) and hand the data to sink in file order, on
- * the calling thread. A nonzero sink return stops the transfer and is returned.
- * *done_bytes (may be NULL) = bytes delivered. */
+ * the calling thread (unless opts->sink_any_order). A nonzero sink return stops the
+ * transfer and is returned. *done_bytes (may be NULL) = bytes delivered in order from
+ * off. */
 typedef int (*nfs_sink_fn)(void *arg, uint64_t off, const void *data, size_t len);
 int nfs_read_range(struct nfs_client *c, const struct nfs_fh *fh, uint64_t off, uint64_t len,
                    nfs_sink_fn sink, void *arg, const struct nfs_xfer_opts *o,

@@ -206,20 +206,35 @@ static void progress_end(struct progress *p, uint64_t done)
 
 /* ---- data sinks and sources ---- */
 
-static int fd_sink(void *arg, uint64_t off, const void *data, size_t len)
+/* All of data to fd: with write(), or with pwrite() from *at when at is not NULL. */
+static int write_all(int fd, const void *data, size_t len, const uint64_t *at)
 {
-    int fd = *(int *)arg;
     const char *p = data;
+    uint64_t off = at ? *at : 0;
     while (len) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = at ? pwrite(fd, p, len, (off_t)off) : write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return n < 0 ? -errno : -EIO;
         p += n;
+        off += (uint64_t)n;
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* In file order (a pipe or a terminal works). */
+static int fd_sink(void *arg, uint64_t off, const void *data, size_t len)
+{
+    (void)off;
+    return write_all(*(int *)arg, data, len, NULL);
+}
+
+/* At the chunk's own offset (nfs_xfer_opts.sink_any_order). */
+static int fd_pwrite_sink(void *arg, uint64_t off, const void *data, size_t len)
+{
+    return write_all(*(int *)arg, data, len, &off);
 }
 
 static int fd_source(void *arg, uint64_t off, void *data, size_t len)
@@ -380,8 +395,9 @@ static int cmd_stat(const char *url)
     return rc;
 }
 
-/* NFS file -> fd; sequential sink, so fd may be a pipe. */
-static int download(struct target *t, int fd, bool progress, const char *what)
+/* NFS file -> fd, written in order (fd may be a pipe), or, when own_file says fd is a file
+ * just opened with O_TRUNC, at each chunk's offset. */
+static int download(struct target *t, int fd, bool own_file, bool progress, const char *what)
 {
     if (t->attr.type != NFS_REG) {
         fprintf(stderr, "peernfs: %s: %s: not a regular file\n", cmd_name, t->url);
@@ -392,7 +408,16 @@ static int download(struct target *t, int fd, bool progress, const char *what)
     p.enabled &= progress;
     struct nfs_xfer_opts o = { .window = opt_window, .progress = progress_cb, .progress_arg = &p };
     uint64_t done = 0;
-    int st = nfs_read_range(t->c, &t->fh, 0, t->attr.size, fd_sink, &fd, &o, &done);
+    struct stat sb;
+    /* a regular file we opened at offset 0: chunks may land in any order (pwrite), so
+     * each is written from the receive thread as it arrives */
+    bool positional = own_file && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    o.sink_any_order = positional;
+    int st = nfs_read_range(t->c, &t->fh, 0, t->attr.size, positional ? fd_pwrite_sink : fd_sink,
+                            &fd, &o, &done);
+    /* chunks past an early end (an error, or the file changed) may have been written */
+    if (positional && ftruncate(fd, (off_t)done) < 0 && !st)
+        st = -errno;
     progress_end(&p, done);
     /* a failed local write shows as -errno from the sink, e.g. -ENOSPC or -EPIPE */
     return st ? fail(st < 0 && st != -EBADMSG && st != -ETIMEDOUT && st != -ECONNRESET ? what
@@ -406,7 +431,7 @@ static int cmd_cat(const char *url)
     struct target t;
     int rc = target_open(&t, url, false, true);
     if (!rc)
-        rc = download(&t, STDOUT_FILENO, false, "stdout");
+        rc = download(&t, STDOUT_FILENO, false, false, "stdout");
     target_close(&t);
     return rc;
 }
@@ -442,7 +467,7 @@ static int get_to_local(const char *url, const char *local)
         rc = fail_errno(local);
         goto out;
     }
-    rc = download(&t, fd, true, local);
+    rc = download(&t, fd, true, true, local);
     if (close(fd) < 0 && !rc)
         rc = fail_errno(local);
 out:
