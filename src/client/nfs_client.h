@@ -62,7 +62,7 @@
  *   export=/path            the export to mount; default: the longest prefix of the
  *                           URL path the server agrees to mount
  *   timeo=S                 per-RPC timeout in seconds (default 30)
- *   window=N                READ/WRITE RPCs in flight for transfers (default 8, 1..64)
+ *   window=N                READ/WRITE RPCs in flight for transfers (default 4, 1..64)
  *   uid=N, gid=N            AUTH_SYS identity (default: the caller's)
  * Unknown arguments are an error (a typo must not silently change behaviour). */
 struct nfs_url {
@@ -368,7 +368,7 @@ int nfs_testlock_async(struct nfs_client *c, struct nfs_file *f, enum nfs_lock_t
 /* ---- pipelined transfers ---- */
 
 /* Whole-range transfers keeping `window` READ/WRITE RPCs of up to rsize/wsize bytes in
- * flight on the one connection (0 = the URL's window=, default 8). */
+ * flight on the one connection (0 = the URL's window=, default 4). */
 struct nfs_xfer_opts {
     int window;
     /* called on the calling thread after each chunk completes (may be NULL) */

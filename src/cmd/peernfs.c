@@ -52,7 +52,7 @@ static const char usage_text[] =
     "                       counters on exit. v3: NLM (no blocking locks: polled)\n"
     "\n"
     "options:\n"
-    "  -w, --window N       READ/WRITE requests in flight (1..64, default 8)\n"
+    "  -w, --window N       READ/WRITE requests in flight (1..64, default 4)\n"
     "  -q, --quiet          no progress bar\n"
     "  -v, --verbose        log what the client library does to recover from a dropped\n"
     "                       connection or a server restart (NFSv4)\n"

@@ -65,7 +65,7 @@ int main(void)
     CHECK_EQ(u.vers_major, 3); /* defaults */
     CHECK_EQ(u.port, 0);
     CHECK_EQ(u.mountport, 0);
-    CHECK_EQ(u.window, 8);
+    CHECK_EQ(u.window, 4);
     CHECK_EQ(u.uid, -1);
     CHECK(u.export_path == NULL);
     nfs_url_free(&u);
