@@ -187,25 +187,26 @@ static void check_whole_file(const struct sink *k)
 
 /* ---- tests ---- */
 
-static struct nfs_client fake_client(void)
+/* nfs_read_range of [0, len) through a fake client into k. */
+static int read_into(struct sink *k, bool any_order, int window, uint64_t len, uint64_t *done)
 {
-    return (struct nfs_client){ .ops = &fake_ops, .rsize = CHUNK, .window = 8 };
+    struct nfs_client c = { .ops = &fake_ops, .rsize = CHUNK, .window = 8 };
+    struct nfs_fh fh = { 0 };
+    struct nfs_xfer_opts o = { .window = window, .sink_any_order = any_order };
+    *done = 0;
+    return nfs_read_range(&c, &fh, 0, len, any_order ? any_order_sink : ordered_sink, k, &o,
+                          done);
 }
 
 static void test_read_range(bool any_order, uint32_t seed)
 {
-    struct nfs_client c = fake_client();
-    struct nfs_fh fh = { 0 };
     struct sink k;
     sink_init(&k);
     srv.rng = seed;
     srv.short_replies = 0;
-    struct nfs_xfer_opts o = { .window = 8, .sink_any_order = any_order };
-    uint64_t done = 0;
+    uint64_t done;
     /* ask past the end: the range stops at EOF */
-    int st = nfs_read_range(&c, &fh, 0, FILE_SIZE + 3 * CHUNK,
-                            any_order ? any_order_sink : ordered_sink, &k, &o, &done);
-    CHECK_EQ(st, 0);
+    CHECK_EQ(read_into(&k, any_order, 8, FILE_SIZE + 3 * CHUNK, &done), 0);
     CHECK_EQ(done, FILE_SIZE);
     check_whole_file(&k);
     CHECK(srv.short_replies > 0); /* the reassembly path ran too */
@@ -218,25 +219,18 @@ static void test_read_range(bool any_order, uint32_t seed)
 
 static void test_sink_failure(bool any_order)
 {
-    struct nfs_client c = fake_client();
-    struct nfs_fh fh = { 0 };
     struct sink k;
     sink_init(&k);
     srv.rng = 7;
     k.fail_from = 2u << 20;
-    struct nfs_xfer_opts o = { .window = 4, .sink_any_order = any_order };
-    uint64_t done = 0;
-    int st = nfs_read_range(&c, &fh, 0, FILE_SIZE,
-                            any_order ? any_order_sink : ordered_sink, &k, &o, &done);
-    CHECK_EQ(st, -ENOSPC);
+    uint64_t done;
+    CHECK_EQ(read_into(&k, any_order, 4, FILE_SIZE, &done), -ENOSPC);
     CHECK(done <= k.fail_from);
     sink_free(&k);
 }
 
 static void test_server_error(bool any_order)
 {
-    struct nfs_client c = fake_client();
-    struct nfs_fh fh = { 0 };
     struct sink k;
     sink_init(&k);
     srv.rng = 11;
@@ -244,11 +238,8 @@ static void test_server_error(bool any_order)
     srv.calls = 0;
     srv.fail_at_call = 20;
     pthread_mutex_unlock(&srv.mu);
-    struct nfs_xfer_opts o = { .window = 8, .sink_any_order = any_order };
-    uint64_t done = 0;
-    int st = nfs_read_range(&c, &fh, 0, FILE_SIZE,
-                            any_order ? any_order_sink : ordered_sink, &k, &o, &done);
-    CHECK_EQ(st, 5);
+    uint64_t done;
+    CHECK_EQ(read_into(&k, any_order, 8, FILE_SIZE, &done), 5);
     CHECK(done < FILE_SIZE);
     pthread_mutex_lock(&srv.mu);
     srv.fail_at_call = 0;
