@@ -532,6 +532,35 @@ static bool requeue_on_pool(struct worker *w, struct job *j)
     return true;
 }
 
+/* The procedure's handler, or the duplicate request cache's answer to a retransmission. */
+static enum rpc_accept_status run_handler(struct job *j, struct rpc_call *call)
+{
+    enum rpc_accept_status st = RPC_SUCCESS;
+    if (j->proc->flags & RPC_PROC_DRC) /* only these procedures ever take the cache's locks */
+        st = rpc_call_cache_reply(call);
+    return st == RPC_SUCCESS ? j->proc->fn(call) : st;
+}
+
+/* Handler results that answer nothing now: no reply, a deferred one (job_free forgets a
+ * cache entry: nothing to keep), or a move to the blocking pool. True when the job is
+ * gone; a requeue that cannot happen becomes SYSTEM_ERR in *st, to be answered. */
+static bool job_handed_off(struct worker *w, struct job *j, enum rpc_accept_status *st)
+{
+    switch (*st) {
+    case RPC_NO_REPLY:
+    case RPC_DEFERRED:
+        job_free(j);
+        return true;
+    case RPC_REQUEUE_BLOCKING:
+        if (requeue_on_pool(w, j))
+            return true;
+        *st = RPC_SYSTEM_ERR;
+        return false;
+    default:
+        return false;
+    }
+}
+
 /* Send the reply to an RPCSEC_GSS call whose handler returned st with results at
  * GSS_RES_OFF: the verifier and the call's protection added (rpc_gss_enc_reply). */
 static void send_gss_reply(struct worker *w, struct job *j, enum rpc_accept_status st, size_t res_len)
@@ -563,29 +592,15 @@ static void execute_gss_job(struct worker *w, struct job *j, struct rpc_call *ca
 {
     size_t cap = w->reply_cap - GSS_RES_OFF - RPC_GSS_REPLY_SLACK;
     xdr_enc_init(&call->res, w->reply + GSS_RES_OFF, cap);
-    enum rpc_accept_status st = RPC_SUCCESS;
-    if (j->proc->flags & RPC_PROC_DRC)
-        st = rpc_call_cache_reply(call);
-    if (st == RPC_SUCCESS)
-        st = j->proc->fn(call);
+    enum rpc_accept_status st = run_handler(j, call);
+    if (job_handed_off(w, j, &st))
+        return;
     size_t res_len = xdr_enc_len(&call->res);
-    switch (st) {
-    case RPC_DRC_REPLAY: /* the cached results are in place */
+    if (st == RPC_DRC_REPLAY) { /* the cached results are in place */
         st = j->drc.replay_len ? RPC_SUCCESS : RPC_SYSTEM_ERR;
         res_len = j->drc.replay_len;
-        break;
-    case RPC_NO_REPLY:
-    case RPC_DEFERRED:
-        job_free(j);
-        return;
-    case RPC_REQUEUE_BLOCKING:
-        if (requeue_on_pool(w, j))
-            return;
-        st = RPC_SYSTEM_ERR;
-        break;
-    default:
+    } else {
         drc_settle_gss(j, w, res_len, st);
-        break;
     }
     send_gss_reply(w, j, st, res_len);
     job_free(j);
@@ -627,11 +642,9 @@ static void execute_job(struct worker *w, struct job *j)
     }
     xdr_enc_init(&call.res, w->reply + hdr, w->reply_cap - hdr);
 
-    enum rpc_accept_status st = RPC_SUCCESS;
-    if (j->proc->flags & RPC_PROC_DRC) /* only these procedures ever take the cache's locks */
-        st = rpc_call_cache_reply(&call);
-    if (st == RPC_SUCCESS)
-        st = j->proc->fn(&call);
+    enum rpc_accept_status st = run_handler(j, &call);
+    if (job_handed_off(w, j, &st))
+        return;
     struct xdr_enc out;
     xdr_enc_init(&out, w->reply + 4, w->reply_cap - 4);
     size_t len;
@@ -648,17 +661,6 @@ static void execute_job(struct worker *w, struct job *j)
             return;
         }
         log_err("call %#x: RPC_DRC_REPLAY without a cached reply", call.xid);
-        st = RPC_SYSTEM_ERR;
-        rpc_enc_accepted(&out, call.xid, st);
-        len = 4 + xdr_enc_len(&out);
-        break;
-    case RPC_NO_REPLY:
-    case RPC_DEFERRED: /* job_free forgets a cache entry: nothing to keep */
-        job_free(j);
-        return;
-    case RPC_REQUEUE_BLOCKING:
-        if (requeue_on_pool(w, j))
-            return;
         st = RPC_SYSTEM_ERR;
         rpc_enc_accepted(&out, call.xid, st);
         len = 4 + xdr_enc_len(&out);

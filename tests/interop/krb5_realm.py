@@ -17,7 +17,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from peernfsd_proc import wait_listening
 
 KDB5_UTIL = "/usr/sbin/kdb5_util"
 KADMIN_LOCAL = "/usr/sbin/kadmin.local"
@@ -167,16 +168,7 @@ class Krb5Realm:
         self.kdc = subprocess.Popen([KRB5KDC, "-n", "-r", self.realm], env=self._admin_env(),
                                     stdout=self._kdc_out, stderr=self._kdc_out,
                                     stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.kdc.poll() is not None:
-                raise RuntimeError(f"krb5kdc exited with {self.kdc.returncode}: {self.kdc_output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("krb5kdc did not start listening: " + self.kdc_output())
+        wait_listening(self.kdc, self.port, timeout, "krb5kdc", self.kdc_output)
 
     def kdc_output(self):
         text = ""

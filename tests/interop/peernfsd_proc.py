@@ -17,6 +17,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(proc, port, timeout, name, output):
+    """Wait until something accepts TCP connections on 127.0.0.1:port; RuntimeError (with
+    output(), the process's log) if proc exits first or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {output()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start listening: {output()}")
+
+
 class Peernfsd:
     """peernfsd on 127.0.0.1 and ::1 exporting a fresh temp directory."""
 
@@ -39,16 +54,8 @@ class Peernfsd:
                 "--state-dir", self.state, "--exports", self.exports_file, "-d", "info"]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args + self.extra_args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"peernfsd exited with {self.proc.returncode}: {self.read_log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("peernfsd did not start listening: " + self.read_log())
+        wait_listening(self.proc, self.port, timeout, "peernfsd", self.read_log)
+        return self
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
