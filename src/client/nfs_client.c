@@ -610,7 +610,6 @@ struct xfer {
      * a complete chunk goes to it from the completion, on the receive thread */
     nfs_sink_fn early_sink;
     void *early_arg;
-    bool delivered[NFS_WINDOW_MAX]; /* the slot's data is already in the sink */
     uint32_t chunk;
     unsigned nslots;
     struct nfs_window w;
@@ -742,7 +741,6 @@ static void xfer_reap(struct xfer *x, bool is_write)
             x->have_verf = x->unstable = true;
         }
         if (!is_write && r->sunk) {
-            x->delivered[r->slot] = true;
             if (r->sink_status) {
                 xfer_fail(x, r->sink_status);
                 continue;
@@ -764,11 +762,9 @@ static int xfer_deliver_head(struct xfer *x, unsigned s, nfs_sink_fn sink, void 
 {
     struct nfs_slot *sl = &x->w.slot[s];
     const uint8_t *data = x->hold[s].buf ? x->data[s] : x->buf[s];
-    int st = 0;
-    if (x->delivered[s])
-        x->delivered[s] = false;
-    else if (sink && sl->len)
-        st = sink(sink_arg, sl->off, data, sl->len);
+    /* a slot is done by one whole-chunk reply (already in the sink when it was sunk) or
+     * by pieces assembled here; req[s] is the request that completed it last */
+    int st = sink && sl->len && !x->req[s].sunk ? sink(sink_arg, sl->off, data, sl->len) : 0;
     rpc_reply_free(&x->hold[s]);
     x->data[s] = NULL;
     return st;
